@@ -10,6 +10,7 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/mdlayher/netlink"
 	"github.com/ti-mo/conntrack"
@@ -75,6 +76,10 @@ type FollowerStats struct {
 	Resyncs        uint64 // table re-dumps that completed
 	ResyncFailures uint64 // table re-dumps that failed
 	ReadBuffer     uint64 // receive buffer in bytes as the kernel reports it
+	// KernelDrops is the kernel's count of events it could not queue for
+	// this socket (SK_MEMINFO_DROPS); valid when KernelDropsKnown.
+	KernelDrops      uint64
+	KernelDropsKnown bool
 }
 
 // Follower follows ctnetlink events for UDP flows to one server port.
@@ -178,7 +183,7 @@ func (f *Follower) setup() error {
 
 // Stats returns the follower's counters.
 func (f *Follower) Stats() FollowerStats {
-	return FollowerStats{
+	st := FollowerStats{
 		Messages:       f.messages.Load(),
 		New:            f.created.Load(),
 		Update:         f.updated.Load(),
@@ -191,6 +196,44 @@ func (f *Follower) Stats() FollowerStats {
 		ResyncFailures: f.resyncFailures.Load(),
 		ReadBuffer:     f.readBuffer.Load(),
 	}
+	if n, err := f.kernelDrops(); err == nil {
+		st.KernelDrops, st.KernelDropsKnown = n, true
+	}
+	return st
+}
+
+// kernelDrops reads SK_MEMINFO_DROPS with getsockopt(SO_MEMINFO): the
+// exact number of events the kernel dropped for this socket because its
+// buffer was full. Events rejected by the socket filter are not counted.
+func (f *Follower) kernelDrops() (uint64, error) {
+	const (
+		soMeminfo      = unix.SO_MEMINFO
+		skMeminfoDrops = 8
+		skMeminfoVars  = 9
+	)
+	rc, err := f.events.SyscallConn()
+	if err != nil {
+		return 0, err
+	}
+	var (
+		info [skMeminfoVars]uint32
+		serr error
+	)
+	err = rc.Control(func(fd uintptr) {
+		l := uint32(unsafe.Sizeof(info))
+		_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, fd, unix.SOL_SOCKET, soMeminfo,
+			uintptr(unsafe.Pointer(&info[0])), uintptr(unsafe.Pointer(&l)), 0)
+		if errno != 0 {
+			serr = errno
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	if serr != nil {
+		return 0, fmt.Errorf("getsockopt SO_MEMINFO: %w", serr)
+	}
+	return uint64(info[skMeminfoDrops]), nil
 }
 
 // Close releases the sockets. Call it after Run has returned.
