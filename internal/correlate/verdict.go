@@ -63,7 +63,24 @@ const (
 	// ReasonNoTimestamp: the flow's expiry time is an estimate (no kernel
 	// timestamps) too close to the drop to decide.
 	ReasonNoTimestamp
+	// ReasonDropLag: the drop was handed over so long after it happened
+	// (a slow kernel log, a replayed file) that flows which could explain
+	// it had already been forgotten; see Config.MaxDropLag.
+	ReasonDropLag
 )
+
+// Counts of classes and reasons, for the arrays in Stats.
+const (
+	numClasses = int(Tracked) + 1
+	numReasons = int(ReasonDropLag) + 1
+)
+
+// Reasons lists every reason an Unknown verdict can carry, for
+// pre-registering series.
+var Reasons = []Reason{
+	ReasonWarmUp, ReasonEventLoss, ReasonPredates, ReasonCapacity,
+	ReasonNoTimestamp, ReasonDropLag,
+}
 
 // String returns a short lower-case reason.
 func (r Reason) String() string {
@@ -80,6 +97,8 @@ func (r Reason) String() string {
 		return "index-full"
 	case ReasonNoTimestamp:
 		return "no-timestamp"
+	case ReasonDropLag:
+		return "drop-lag"
 	}
 	return fmt.Sprintf("Reason(%d)", r)
 }
@@ -94,12 +113,18 @@ type Verdict struct {
 	// reply (a duplicate or retransmitted answer) or not (the resolver had
 	// given up waiting).
 	Answered bool
-	// Lateness is drop time minus flow expiry; Age is drop time minus flow
-	// start. Set for Late verdicts.
+	// Lateness is drop time minus flow expiry, set for Late verdicts only.
+	// Age is drop time minus flow start, set whenever a flow matched
+	// (Late, Tracked, and Unknown with ReasonPredates, ReasonEventLoss or
+	// ReasonNoTimestamp); it is never negative. When the kernel gave no
+	// start timestamp the start is the NEW event's arrival, or for a flow
+	// first met in a dump or a DESTROY the arrival of that message, so Age
+	// can fall short of the truth for such flows.
 	Lateness time.Duration
 	Age      time.Duration
 	// Estimated is true when the expiry came from last event plus timeout
-	// rather than the kernel's stop timestamp.
+	// rather than the kernel's stop timestamp (Late, Tracked or Unknown with
+	// ReasonNoTimestamp or ReasonPredates).
 	Estimated bool
 	// FlowID is the kernel conntrack id of the matched flow, 0 if none.
 	FlowID uint32

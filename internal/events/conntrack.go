@@ -318,9 +318,13 @@ func (f *Follower) Run(ctx context.Context) error {
 
 // overflow handles ENOBUFS: the kernel could not queue some events. How
 // many is unknown, so the window from the last good read to the end of a
-// successful re-dump is reported as lost.
+// successful re-dump is reported as lost. The window is reported open
+// (Resynced false, End zero) before the re-dump starts, so drops judged
+// while it runs already know about the loss, and closed after it.
 func (f *Follower) overflow(lastGood time.Time, cause error) {
 	f.overflows.Add(1)
+	f.cfg.Loss(LossEvent{Start: lastGood, Err: cause})
+
 	n, err := f.dump()
 	ev := LossEvent{Start: lastGood, End: f.now(), Resynced: err == nil, Flows: n, Err: cause}
 	if err != nil {

@@ -86,9 +86,10 @@ type FlowEvent struct {
 }
 
 // LossEvent reports conntrack events the kernel could not deliver (ENOBUFS).
-// Any flow event between Start and End may be missing. End is set when the
-// re-dump that follows the loss has completed; flows found by it arrive as
-// FlowSeen events before the LossEvent is sent.
+// Any flow event between Start and End may be missing. Each overflow is
+// reported twice: at once, open (End zero, Resynced false), and again when
+// the re-dump that follows has completed (End set); flows found by the
+// re-dump arrive as FlowSeen events between the two.
 type LossEvent struct {
 	// Start is the arrival time of the last message read before the
 	// overflow (or the start of the follower), End the time the resync

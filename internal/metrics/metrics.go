@@ -242,6 +242,12 @@ func (m *Metrics) ObserveLoss(ev events.LossEvent) {
 	if !m.openLoss || !ev.Start.Equal(m.openLossStart) {
 		m.overflows.Inc()
 	}
+	if ev.End.IsZero() {
+		// The follower reports a window open the moment it sees the
+		// overflow, before its re-dump; the outcome follows.
+		m.openLoss, m.openLossStart = true, ev.Start
+		return
+	}
 	if !ev.Resynced {
 		m.resyncs.WithLabelValues(resyncFailure).Inc()
 		m.openLoss, m.openLossStart = true, ev.Start

@@ -345,6 +345,19 @@ func TestObserveLoss(t *testing.T) {
 			overflows: 2, success: 2, lossSeconds: 2,
 		},
 		{
+			name: "reported open, then resynced",
+			losses: []events.LossEvent{
+				{Start: t0},
+				{Start: t0, End: t0.Add(2 * time.Second), Resynced: true},
+			},
+			overflows: 1, success: 1, lossSeconds: 2,
+		},
+		{
+			name:      "reported open only",
+			losses:    []events.LossEvent{{Start: t0}},
+			overflows: 1,
+		},
+		{
 			name:      "still open",
 			losses:    []events.LossEvent{{Start: t0, End: t0.Add(time.Second)}},
 			overflows: 1, failure: 1,

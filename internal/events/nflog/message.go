@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/mdlayher/netlink"
@@ -67,7 +66,8 @@ type record struct {
 }
 
 // parseRecord decodes the body of an NFLOG packet message (nfgenmsg and
-// attributes). The payload aliases data.
+// attributes). The AttributeDecoder copies each attribute, so the record
+// does not alias data.
 func parseRecord(data []byte) (record, error) {
 	var r record
 	if len(data) < nfgenHeader {
@@ -118,7 +118,7 @@ func parseRecord(data []byte) (record, error) {
 				return nil
 			})
 		case attrPrefix:
-			r.prefix = strings.TrimRight(ad.String(), "\x00")
+			r.prefix = ad.String() // trims the NUL
 		case attrSeq:
 			r.seq = ad.Uint32()
 			r.hasSeq = true
