@@ -2,21 +2,17 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"sync"
+	"os"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/promslog"
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
-	"golang.org/x/sync/errgroup"
 
-	"github.com/ctwatch/ctwatch/internal/events"
-	"github.com/ctwatch/ctwatch/internal/netns"
+	"github.com/ctwatch/ctwatch/internal/web"
 )
 
 // usageError marks errors caused by the command line; they exit with 2.
@@ -30,107 +26,93 @@ func exitCode(err error) int {
 	if errors.As(err, &u) {
 		return 2
 	}
+	var c exitCoder
+	if errors.As(err, &c) {
+		return c.ExitCode()
+	}
 	return 1
 }
 
-// app holds the parsed command line. It is built fresh for every run so
-// tests can call run concurrently.
-type app struct {
+// exitCoder lets a command choose its exit status (doctor does).
+type exitCoder interface{ ExitCode() int }
+
+// env is what a command may use of the outside world. run builds it; tests
+// build their own.
+type env struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
-	logConfig      promslog.Config
-
-	watch watchFlags
-}
-
-type watchFlags struct {
-	iface      string
-	udpPort    uint16
-	netnsPath  string
-	readBuffer int
+	// isTerminal reports whether stdout is a terminal.
+	isTerminal bool
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	a := &app{stdout: stdout, stderr: stderr}
+	e := env{stdin: os.Stdin, stdout: stdout, stderr: stderr, isTerminal: isTerminal(stdout)}
+	return e.run(ctx, args)
+}
+
+// cli is the parsed command line: the kingpin application and what its
+// flags are parsed into.
+type cli struct {
+	app       *kingpin.Application
+	exited    bool
+	logConfig promslog.Config
+
+	watchCmd, parseLogCmd, demoCmd, versionCmd *kingpin.CmdClause
+
+	watch    watchFlags
+	parseLog parseLogFlags
+	demo     demoFlags
+}
+
+// newCLI builds the command line. It is built fresh for every run, so
+// tests may call run concurrently, and the README test reads its model.
+func newCLI(stdout, stderr io.Writer) *cli {
+	c := &cli{}
 	k := kingpin.New("ctwatch", "Tell late DNS answers from unsolicited packets dropped by a stateful firewall.")
+	c.app = k
 	k.Writer(stderr)
 	k.UsageWriter(stdout)
-	k.Terminate(nil)
+	k.Terminate(func(int) { c.exited = true })
 	k.HelpFlag.Short('h')
-	promslogflag.AddFlags(k, &a.logConfig)
+	k.Version(version.Print("ctwatch"))
+	promslogflag.AddFlags(k, &c.logConfig)
 
-	watch := k.Command("watch", "Watch conntrack and drop records in the current network namespace (the default command).").Default()
-	watch.Flag("iface", "Only count drops that arrived on this inbound interface.").StringVar(&a.watch.iface)
-	watch.Flag("udp-port", "UDP server port whose flows are watched.").Default("53").Uint16Var(&a.watch.udpPort)
-	watch.Flag("netns", "Watch the network namespace at this path (e.g. /run/netns/NAME) instead of the current one.").StringVar(&a.watch.netnsPath)
-	watch.Flag("conntrack.read-buffer", "Receive buffer for conntrack events in bytes, set with SO_RCVBUFFORCE.").
-		Default(fmt.Sprint(events.DefaultReadBuffer)).IntVar(&a.watch.readBuffer)
+	c.watchCmd = k.Command("watch", "Watch conntrack events and drop records and label every drop (the default command).").Default()
+	c.watch.register(c.watchCmd)
+	c.watch.web = web.AddFlags(c.watchCmd)
 
-	versionCmd := k.Command("version", "Print the version and exit.")
+	c.parseLogCmd = k.Command("parse-log", "Parse kernel LOG lines and print one JSON object per firewall record.")
+	c.parseLog.register(c.parseLogCmd)
 
-	cmd, err := k.Parse(args)
+	c.demoCmd = k.Command("demo", "Build a lab of network namespaces, run a realistic mix of DNS traffic through it and watch it live.")
+	c.demo.register(c.demoCmd)
+
+	c.versionCmd = k.Command("version", "Print the version and exit.")
+	return c
+}
+
+func (e env) run(ctx context.Context, args []string) error {
+	c := newCLI(e.stdout, e.stderr)
+	cmd, err := c.app.Parse(args)
+	if c.exited {
+		return nil // --help or --version printed
+	}
 	if err != nil {
 		return usageError{err}
 	}
-	if cmd == "" { // --help or --version: kingpin printed and asked to exit
-		return nil
-	}
-	a.logConfig.Writer = stderr
-	logger := promslog.New(&a.logConfig)
+	c.logConfig.Writer = e.stderr
+	logger := promslog.New(&c.logConfig)
 
 	switch cmd {
-	case versionCmd.FullCommand():
-		fmt.Fprintln(stdout, version.Print("ctwatch"))
+	case c.versionCmd.FullCommand():
+		fmt.Fprintln(e.stdout, version.Print("ctwatch"))
 		return nil
-	case watch.FullCommand():
-		return a.runWatch(ctx, logger)
+	case c.watchCmd.FullCommand():
+		return e.watch(ctx, logger, &c.watch)
+	case c.parseLogCmd.FullCommand():
+		return e.parseLog(ctx, &c.parseLog)
+	case c.demoCmd.FullCommand():
+		return e.demo(ctx, logger, &c.demo)
 	}
 	return usageError{fmt.Errorf("unknown command %q", cmd)}
-}
-
-func (a *app) runWatch(ctx context.Context, logger *slog.Logger) error {
-	ns, err := netns.Open(a.watch.netnsPath)
-	if err != nil {
-		return err
-	}
-	defer ns.Close()
-
-	var settings events.KernelSettings
-	if err := ns.Do(func() (err error) {
-		settings, err = events.ReadKernelSettings("/proc")
-		return err
-	}); err != nil {
-		logger.Warn("cannot read conntrack settings", "err", err)
-	}
-	logger.Info("conntrack settings",
-		"timestamp", settings.Timestamp, "acct", settings.Accounting,
-		"events", settings.Events, "udp_timeout", settings.UDPTimeout,
-		"udp_timeout_stream", settings.UDPStreamTimeout,
-		"precision", settings.Precision())
-
-	var mu sync.Mutex
-	enc := json.NewEncoder(a.stdout)
-	f, err := events.NewFollower(events.FollowerConfig{
-		Port:       a.watch.udpPort,
-		NetNS:      ns.FD(),
-		ReadBuffer: a.watch.readBuffer,
-		Logger:     logger.With("component", "conntrack"),
-		Flow: func(ev events.FlowEvent) {
-			mu.Lock()
-			defer mu.Unlock()
-			_ = enc.Encode(ev)
-		},
-		Loss: func(ev events.LossEvent) {
-			mu.Lock()
-			defer mu.Unlock()
-			_ = enc.Encode(ev)
-		},
-	})
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return f.Run(ctx) })
-	return g.Wait()
 }
