@@ -113,6 +113,11 @@ func (e env) demo(ctx context.Context, logger *slog.Logger, d *demoFlags) error 
 	}
 	var sent [7]int
 	traffic := func(ctx context.Context) error {
+		select {
+		case <-p.Ready():
+		case <-ctx.Done():
+			return nil
+		}
 		var err error
 		sent, err = demo.Traffic(ctx, l, demo.Scenario{
 			Duration: d.duration, Rate: d.rate, Families: families,

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -96,6 +97,9 @@ type Follower struct {
 	now    func() time.Time
 	log    *slog.Logger
 
+	ready     chan struct{} // closed once the start-up dump is done
+	readyOnce sync.Once
+
 	messages, created, updated, destroyed, dumped atomic.Uint64
 	ignored, decodeErrors, overflows              atomic.Uint64
 	resyncs, resyncFailures, readBuffer           atomic.Uint64
@@ -113,7 +117,7 @@ func NewFollower(cfg FollowerConfig) (*Follower, error) {
 	if cfg.Flow == nil || cfg.Loss == nil {
 		return nil, errors.New("new follower: Flow and Loss callbacks are required")
 	}
-	f := &Follower{cfg: cfg, now: cfg.Now, log: cfg.Logger}
+	f := &Follower{cfg: cfg, now: cfg.Now, log: cfg.Logger, ready: make(chan struct{})}
 	if f.now == nil {
 		f.now = time.Now
 	}
@@ -180,6 +184,10 @@ func (f *Follower) setup() error {
 	}
 	return nil
 }
+
+// Ready is closed once Run has delivered the start-up dump: from then on
+// every flow is reported by its own events.
+func (f *Follower) Ready() <-chan struct{} { return f.ready }
 
 // Stats returns the follower's counters.
 func (f *Follower) Stats() FollowerStats {
@@ -251,11 +259,12 @@ func (f *Follower) Run(ctx context.Context) error {
 	})
 	defer stop()
 
-	if n, err := f.dump(); err != nil {
+	n, err := f.dump()
+	if err != nil {
 		return fmt.Errorf("dump conntrack table: %w", err)
-	} else {
-		f.log.Info("conntrack table dumped", "watched_flows", n)
 	}
+	f.log.Info("conntrack table dumped", "watched_flows", n)
+	f.readyOnce.Do(func() { close(f.ready) })
 
 	rc, err := f.events.SyscallConn()
 	if err != nil {

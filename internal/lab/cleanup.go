@@ -30,7 +30,11 @@ func Cleanup() error {
 		if !ok || ownerAlive(o) {
 			continue
 		}
-		if err := deleteNetns(ctx, e.Name()); err != nil {
+		err := deleteNetns(ctx, e.Name())
+		if _, serr := os.Stat(newNetns(e.Name()).Path); errors.Is(serr, os.ErrNotExist) {
+			continue // gone, perhaps by a concurrent Cleanup
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}

@@ -1,8 +1,10 @@
 package lab
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -31,10 +33,7 @@ func TestCloseRemovesEverything(t *testing.T) {
 	privtest.RequireCommand(t, "ip", "nft")
 	ctx := testContext(t)
 	goroutines := runtime.NumGoroutine()
-	logAll, err := readSysctl(logAllNetnsSysctl)
-	if err != nil {
-		t.Fatal(err)
-	}
+	logAll := logAllNow(t)
 
 	l, err := Start(ctx, Config{SNAT: true, NFLOGGroup: 3, LogPrefix: "ctwlab-close: ",
 		UDPTimeout: time.Second})
@@ -76,9 +75,7 @@ func TestCloseRemovesEverything(t *testing.T) {
 	if links := labLinks(t); len(links) > 0 {
 		t.Errorf("lab interfaces in the test's namespace: %v", links)
 	}
-	if got, _ := readSysctl(logAllNetnsSysctl); got != logAll {
-		t.Errorf("%s = %s after Close, want %s restored", logAllNetnsSysctl, got, logAll)
-	}
+	checkLogAllRestored(t, logAll)
 	waitGoroutines(t, goroutines)
 
 	if _, err := l.Query(ctx, QuerySpec{Family: 4}); !errors.Is(err, ErrClosed) {
@@ -94,10 +91,7 @@ func TestStartFailureLeavesNothing(t *testing.T) {
 	privtest.RequireCommand(t, "ip", "nft", "iptables-restore", "ip6tables-restore")
 	ctx := testContext(t)
 	goroutines := runtime.NumGoroutine()
-	logAll, err := readSysctl(logAllNetnsSysctl)
-	if err != nil {
-		t.Fatal(err)
-	}
+	logAll := logAllNow(t)
 
 	tests := []struct {
 		name   string
@@ -145,9 +139,7 @@ func TestStartFailureLeavesNothing(t *testing.T) {
 			if links := labLinks(t); len(links) > 0 {
 				t.Errorf("lab interfaces in the test's namespace: %v", links)
 			}
-			if got, _ := readSysctl(logAllNetnsSysctl); got != logAll {
-				t.Errorf("%s = %s, want %s", logAllNetnsSysctl, got, logAll)
-			}
+			checkLogAllRestored(t, logAll)
 		})
 	}
 	waitGoroutines(t, goroutines)
@@ -157,10 +149,7 @@ func TestKernelLog(t *testing.T) {
 	privtest.RequireRoot(t)
 	privtest.RequireCommand(t, "ip", "nft")
 	ctx := testContext(t)
-	before, err := readSysctl(logAllNetnsSysctl)
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := logAllNow(t)
 	kmsg := openKmsg(t)
 
 	prefix := func(s string) string {
@@ -203,8 +192,34 @@ func TestKernelLog(t *testing.T) {
 	if err := second.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := readSysctl(logAllNetnsSysctl); got != before {
-		t.Errorf("%s = %s after the last lab closed, want %s", logAllNetnsSysctl, got, before)
+	checkLogAllRestored(t, before)
+
+	// Another process holding the setting keeps it at 1 after this
+	// process's last lab closes.
+	other := logAllHolderPrefix + "1." + before.value
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: other, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := writeSysctl(logAllNetnsSysctl, "1"); err != nil {
+		t.Fatal(err)
+	}
+	third, err := Start(ctx, Config{LogPrefix: prefix("c")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := third.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := readSysctl(logAllNetnsSysctl); got != "1" {
+		t.Errorf("%s = %s while another process holds it, want 1", logAllNetnsSysctl, got)
+	}
+	ln.Close()
+	if !before.others {
+		if err := writeSysctl(logAllNetnsSysctl, before.value); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
@@ -314,19 +329,31 @@ func TestIsolation(t *testing.T) {
 		}
 	}
 
+	linkNames := func(ns string) []string {
+		out, err := exec.Command("ip", "-n", ns, "-j", "link", "show").Output()
+		if err != nil {
+			t.Fatalf("ip -n %s link: %v", ns, err)
+		}
+		var links []struct {
+			Name string `json:"ifname"`
+		}
+		if err := json.Unmarshal(out, &links); err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, link := range links {
+			names = append(names, link.Name)
+		}
+		slices.Sort(names)
+		return names
+	}
 	wantLinks := map[*Netns][]string{
 		l.Resolver(): {"lo", l.layout.r2u, l.layout.r2o},
 		l.Upstream(): {"lo", l.layout.u2r},
 		l.Outside():  {"lo", l.layout.o2r},
 	}
 	for ns, want := range wantLinks {
-		out := sh(t, "ip", "-n", ns.Name, "-o", "link", "show")
-		var got []string
-		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-			name, _, _ := strings.Cut(strings.Fields(line)[1], "@")
-			got = append(got, strings.TrimSuffix(name, ":"))
-		}
-		slices.Sort(got)
+		got := linkNames(ns.Name)
 		slices.Sort(want)
 		if !slices.Equal(got, want) {
 			t.Errorf("%s has links %v, want %v", ns.Name, got, want)
@@ -657,6 +684,7 @@ func findFlow(t *testing.T, l *Lab, src netip.AddrPort) (conntrack.Flow, bool) {
 
 func TestCollectGarbage(t *testing.T) {
 	privtest.RequireRoot(t)
+	privtest.RequireCommand(t, "conntrack")
 	t.Parallel()
 	ctx := testContext(t)
 	l := startLab(t, Config{Timestamps: true, Accounting: true, UDPTimeout: time.Second})
@@ -673,10 +701,51 @@ func TestCollectGarbage(t *testing.T) {
 	}
 	w := watchDestroy(t, l)
 
-	// The kernel's own collector may get to the entry first (it runs
-	// about once a minute); then the dump has nothing to do, so try again.
-	for attempt := 1; ; attempt++ {
-		h, err := l.Query(ctx, QuerySpec{Family: 6, Answers: []Answer{{Delay: 100 * time.Millisecond}}})
+	tests := []struct {
+		name    string
+		family  int
+		collect func() error
+	}{
+		{"CollectGarbage", 4, func() error { return l.CollectGarbage(ctx) }},
+		{"conntrack -L", 6, func() error {
+			out, err := exec.CommandContext(ctx, "ip", "netns", "exec", l.Resolver().Name,
+				"conntrack", "-L", "-p", "udp").Output()
+			if strings.Contains(string(out), "dport=53") {
+				return fmt.Errorf("conntrack -L lists an expired entry:\n%s", out)
+			}
+			return err
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, expiry := expiredEntry(t, l, w, tt.family)
+			start := time.Now()
+			if err := tt.collect(); err != nil {
+				t.Fatal(err)
+			}
+			flow, ok := w.next(h.Orig.Src, time.Second)
+			if !ok {
+				t.Fatal("no DESTROY after the dump")
+			}
+			t.Logf("DESTROY read %v after the dump began", time.Since(start))
+			checkDestroy(t, flow, h, expiry)
+			if n, err := l.ConntrackCount(); err != nil || n != 0 {
+				t.Errorf("conntrack count %d (%v) after the dump, want 0", n, err)
+			}
+		})
+	}
+}
+
+// expiredEntry makes a flow whose entry has expired but is still in the
+// table, uncollected. The kernel's collector may get there first (it
+// runs about once a minute on an idle machine, more often on a busy one);
+// then it tries again.
+func expiredEntry(t *testing.T, l *Lab, w *destroyWatcher, family int) (*QueryHandle, time.Time) {
+	t.Helper()
+	ctx := testContext(t)
+	for attempt := 1; attempt <= 5; attempt++ {
+		h, err := l.Query(ctx, QuerySpec{Family: family,
+			Answers: []Answer{{Delay: 100 * time.Millisecond}}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -689,70 +758,22 @@ func TestCollectGarbage(t *testing.T) {
 				expiry = q.ExpectedExpiry
 			}
 		}
-		time.Sleep(time.Until(expiry.Add(300 * time.Millisecond)))
+		time.Sleep(time.Until(expiry.Add(100 * time.Millisecond)))
 
-		if _, ok := w.next(h.Orig.Src, 0); ok {
-			if attempt == 3 {
-				t.Fatal("the kernel collected the entry before every attempt")
-			}
-			t.Logf("attempt %d: the kernel collected the entry first", attempt)
-			continue
-		}
-		if n, err := l.ConntrackCount(); err != nil || n != 1 {
-			t.Fatalf("conntrack count %d (%v) after expiry, want the 1 uncollected entry", n, err)
-		}
-		if out := sh(t, "ip", "netns", "exec", l.Resolver().Name,
-			"conntrack", "-L", "-p", "udp"); strings.Contains(out, h.Orig.Src.Addr().String()) {
-			t.Errorf("conntrack -L lists an expired entry:\n%s", out)
-		}
-
-		// The conntrack -L dump above already evicted the entry; a second
-		// query shows CollectGarbage doing it alone.
-		flow, ok := w.next(h.Orig.Src, time.Second)
-		if !ok {
-			t.Fatal("no DESTROY after conntrack -L dumped an expired entry")
-		}
-		checkDestroy(t, flow, h, expiry)
-		break
-	}
-
-	for attempt := 1; ; attempt++ {
-		h, err := l.Query(ctx, QuerySpec{Family: 4, Answers: []Answer{{Delay: 100 * time.Millisecond}}})
+		n, err := l.ConntrackCount()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := h.Wait(ctx); err != nil {
-			t.Fatal(err)
+		if _, destroyed := w.next(h.Orig.Src, 0); !destroyed && n == 1 {
+			return h, expiry
 		}
-		var expiry time.Time
-		for _, q := range l.Truth().Queries {
-			if q.ID == h.ID {
-				expiry = q.ExpectedExpiry
-			}
-		}
-		time.Sleep(time.Until(expiry.Add(300 * time.Millisecond)))
-		if _, ok := w.next(h.Orig.Src, 0); ok {
-			if attempt == 3 {
-				t.Fatal("the kernel collected the entry before every attempt")
-			}
-			continue
-		}
-
-		start := time.Now()
-		if err := l.CollectGarbage(ctx); err != nil {
-			t.Fatalf("CollectGarbage: %v", err)
-		}
-		flow, ok := w.next(h.Orig.Src, time.Second)
-		if !ok {
-			t.Fatal("no DESTROY after CollectGarbage")
-		}
-		t.Logf("DESTROY %v after CollectGarbage began", time.Since(start))
-		checkDestroy(t, flow, h, expiry)
-		if n, err := l.ConntrackCount(); err != nil || n != 0 {
-			t.Errorf("conntrack count %d (%v) after CollectGarbage, want 0", n, err)
-		}
-		break
+		// Collected already: wait for its DESTROY so it cannot be
+		// mistaken for the next attempt's.
+		w.next(h.Orig.Src, time.Second)
+		t.Logf("attempt %d: the kernel collected the entry first", attempt)
 	}
+	t.Fatal("the kernel collected the entry before every attempt")
+	return nil, time.Time{}
 }
 
 // checkDestroy compares a DESTROY event with the lab's model.
@@ -770,5 +791,42 @@ func checkDestroy(t *testing.T, f conntrack.Flow, h *QueryHandle, expiry time.Ti
 	}
 	if f.CountersOrig.Packets != 1 || f.CountersReply.Packets != 1 {
 		t.Errorf("counters %d/%d packets, want 1/1", f.CountersOrig.Packets, f.CountersReply.Packets)
+	}
+}
+
+// logAllState is nf_log_all_netns and whether another process holds it.
+type logAllState struct {
+	value  string
+	others bool
+}
+
+func logAllNow(t *testing.T) logAllState {
+	t.Helper()
+	v, err := readSysctl(logAllNetnsSysctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holders, err := logAllHolders()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := logAllState{value: v}
+	for _, h := range holders {
+		s.others = s.others || h.pid != os.Getpid()
+	}
+	return s
+}
+
+// checkLogAllRestored checks that nf_log_all_netns is back to its value
+// before, unless another process held it meanwhile.
+func checkLogAllRestored(t *testing.T, before logAllState) {
+	t.Helper()
+	now := logAllNow(t)
+	if before.others || now.others {
+		t.Logf("another process holds %s; not checked", logAllNetnsSysctl)
+		return
+	}
+	if now.value != before.value {
+		t.Errorf("%s = %s, want %s restored", logAllNetnsSysctl, now.value, before.value)
 	}
 }

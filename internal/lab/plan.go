@@ -87,6 +87,13 @@ func newLayout(o owner, slot int) layout {
 	return l
 }
 
+// mac returns the fixed MAC address of one of the lab's interfaces: a
+// locally administered 02:63:74:SS:SS:NN from the slot and the interface.
+func (l *layout) mac(ifname string) string {
+	n := map[string]int{l.r2u: 1, l.u2r: 2, l.r2o: 3, l.o2r: 4}[ifname]
+	return fmt.Sprintf("02:63:74:%02x:%02x:%02x", l.slot>>8, l.slot&0xff, n)
+}
+
 // family returns the addresses of family 4 or 6.
 func (l *layout) family(family int) *familyLayout {
 	if family == 6 {

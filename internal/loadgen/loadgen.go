@@ -27,6 +27,9 @@ type Namespace struct {
 	Name string
 	Path string
 	h    *netns.Handle
+	// seq numbers packets across runs, so every run creates new flows
+	// instead of refreshing the entries of the previous one.
+	seq atomic.Uint64
 }
 
 // Local and Remote are the load's addresses inside the namespace.
@@ -118,7 +121,6 @@ func (n *Namespace) Run(ctx context.Context, l Load) (Result, error) {
 
 	var (
 		res      Result
-		seq      atomic.Uint64
 		udpOwed  float64
 		tcpOwed  float64
 		start    = time.Now()
@@ -144,7 +146,7 @@ func (n *Namespace) Run(ctx context.Context, l Load) (Result, error) {
 			udpOwed += dt * float64(l.UDPFlows)
 			tcpOwed += dt * float64(l.TCPFlows)
 			for ; udpOwed >= 1; udpOwed-- {
-				s := seq.Add(1)
+				s := n.seq.Add(1)
 				b := buildPacket(pkt, s, unix.IPPROTO_UDP, 53)
 				if err := unix.Sendto(fd, b, 0, dst); err != nil && err != unix.ENOBUFS {
 					return res, fmt.Errorf("send: %w", err)
@@ -152,7 +154,7 @@ func (n *Namespace) Run(ctx context.Context, l Load) (Result, error) {
 				res.UDP++
 			}
 			for ; tcpOwed >= 1; tcpOwed-- {
-				s := seq.Add(1)
+				s := n.seq.Add(1)
 				b := buildPacket(pkt, s, unix.IPPROTO_TCP, 443)
 				if err := unix.Sendto(fd, b, 0, dst); err != nil && err != unix.ENOBUFS {
 					return res, fmt.Errorf("send: %w", err)

@@ -185,6 +185,9 @@ func New(cfg Config) (*Pipeline, error) {
 // AddObserver adds an observer; call it before Run.
 func (p *Pipeline) AddObserver(o Observer) { p.observers = append(p.observers, o) }
 
+// Ready is closed once the conntrack table has been dumped at start.
+func (p *Pipeline) Ready() <-chan struct{} { return p.follower.Ready() }
+
 // Settings returns the conntrack sysctls read at start.
 func (p *Pipeline) Settings() events.KernelSettings { return p.settings }
 

@@ -102,7 +102,7 @@ func (p *Parser) applyHeader(h *header, rec *Record, intern bool) {
 	if h.hasSeq {
 		rec.Seq = h.seq
 	}
-	rec.Host = p.str(h.host, intern)
+	rec.Host = p.str(h.host, slotHost, intern)
 	if h.boot {
 		rec.SinceBoot = h.sinceBoot
 		rec.Clock = ClockBoot
@@ -389,17 +389,35 @@ func scanOffset(b []byte, i int) (offset, next int) {
 	return sign * (hh*3600 + mm*60), k
 }
 
-var months = [...]string{"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
-	"Aug", "Sep", "Oct", "Nov", "Dec"}
-
 func monthByName(b []byte) int {
 	if len(b) < 3 {
 		return 0
 	}
-	for i, m := range months {
-		if string(b[:3]) == m {
-			return i + 1
-		}
+	switch string(b[:3]) {
+	case "Jan":
+		return 1
+	case "Feb":
+		return 2
+	case "Mar":
+		return 3
+	case "Apr":
+		return 4
+	case "May":
+		return 5
+	case "Jun":
+		return 6
+	case "Jul":
+		return 7
+	case "Aug":
+		return 8
+	case "Sep":
+		return 9
+	case "Oct":
+		return 10
+	case "Nov":
+		return 11
+	case "Dec":
+		return 12
 	}
 	return 0
 }

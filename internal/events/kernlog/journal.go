@@ -49,7 +49,7 @@ func (p *Parser) parseExport(line []byte, rec *Record,
 				rec.Clock = ClockBoot
 			}
 		}
-		rec.Host = p.str(e.host, intern)
+		rec.Host = p.str(e.host, slotHost, intern)
 		res, err = p.parseBody(body, rec, intern)
 		return res, err, true
 	case bytes.HasPrefix(line, exportCursor):
@@ -136,7 +136,7 @@ func (p *Parser) parseJSON(line []byte, rec *Record, intern bool) (Result, error
 			rec.Clock = ClockBoot
 		}
 	}
-	rec.Host = p.str([]byte(e.Host), intern)
+	rec.Host = p.str([]byte(e.Host), slotHost, intern)
 	res, err := p.parseBody(trimLine(msg), rec, intern)
 	if err != nil {
 		err = fmt.Errorf("journal message: %w", err)

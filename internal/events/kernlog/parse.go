@@ -35,8 +35,21 @@ type Parser struct {
 	Now func() time.Time
 
 	strs   map[string]string // interned strings, cleared when full
+	last   [nSlots]string    // each field's previous value
 	export exportState       // journal export entry in progress
 }
+
+// Slots of Parser.last: most fields repeat the previous line's value,
+// which a comparison finds faster than a map lookup.
+const (
+	slotHost = iota
+	slotPrefix
+	slotIn
+	slotOut
+	slotMAC
+	slotOther
+	nSlots
+)
 
 // maxInterned bounds the string cache; it is cleared when full, which
 // keeps memory bounded when a field (a MAC header) takes many values.
@@ -115,14 +128,18 @@ func trimLine(b []byte) []byte {
 }
 
 // str returns b as a string, through the intern cache when enabled.
-func (p *Parser) str(b []byte, intern bool) string {
+func (p *Parser) str(b []byte, slot int, intern bool) string {
 	if len(b) == 0 {
 		return ""
 	}
 	if !intern || len(b) > 128 {
 		return string(b)
 	}
+	if p.last[slot] == string(b) {
+		return p.last[slot]
+	}
 	if s, ok := p.strs[string(b)]; ok {
+		p.last[slot] = s
 		return s
 	}
 	if p.strs == nil || len(p.strs) >= maxInterned {
@@ -130,6 +147,7 @@ func (p *Parser) str(b []byte, intern bool) string {
 	}
 	s := string(b)
 	p.strs[s] = s
+	p.last[slot] = s
 	return s
 }
 
@@ -203,7 +221,7 @@ func (p *Parser) parseBody(b []byte, rec *Record, intern bool) (Result, error) {
 	if at < 0 {
 		return NotFirewall, nil
 	}
-	rec.Prefix = p.str(bytes.TrimSpace(b[:at]), intern)
+	rec.Prefix = p.str(bytes.TrimSpace(b[:at]), slotPrefix, intern)
 	if cut {
 		return Malformed, fmt.Errorf("signature: %w", ErrTruncated)
 	}
@@ -229,11 +247,10 @@ func (p *Parser) parseBody(b []byte, rec *Record, intern bool) (Result, error) {
 		if i >= len(b) {
 			break
 		}
-		j := bytes.IndexByte(b[i:], ' ')
-		if j < 0 {
-			j = len(b)
-		} else {
-			j += i
+		// Tokens are short: a plain loop beats IndexByte's set-up.
+		j := i + 1
+		for j < len(b) && b[j] != ' ' {
+			j++
 		}
 		tok := b[i:j]
 		last := j == len(b) && !endsClean
@@ -271,8 +288,11 @@ func (p *Parser) parseBody(b []byte, rec *Record, intern bool) (Result, error) {
 		}
 		prevIncom = false
 
-		eq := bytes.IndexByte(tok, '=')
-		if eq <= 0 {
+		eq := 0
+		for eq < len(tok) && tok[eq] != '=' {
+			eq++
+		}
+		if eq == 0 || eq == len(tok) {
 			switch {
 			case string(tok) == "INCOMPLETE":
 				if l4 {
@@ -379,18 +399,18 @@ func (p *Parser) field(key, val []byte, rec *Record, seen *uint32,
 		switch string(key) {
 		case "IN":
 			if err = mark(seenIn); err == nil {
-				rec.InIface = p.str(val, intern)
+				rec.InIface = p.str(val, slotIn, intern)
 			}
 		case "OUT":
 			if err = mark(seenOut); err == nil {
-				rec.OutIface = p.str(val, intern)
+				rec.OutIface = p.str(val, slotOut, intern)
 			}
 		case "PHYSIN":
-			rec.PhysIn = p.str(val, intern)
+			rec.PhysIn = p.str(val, slotOther, intern)
 		case "PHYSOUT":
-			rec.PhysOut = p.str(val, intern)
+			rec.PhysOut = p.str(val, slotOther, intern)
 		case "MAC":
-			rec.MAC = p.str(val, intern)
+			rec.MAC = p.str(val, slotMAC, intern)
 		case "SRC":
 			if err = mark(seenSrc); err == nil {
 				rec.Src, err = p.addr(key, val, last)
