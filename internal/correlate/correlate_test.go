@@ -19,6 +19,14 @@ func flush(now time.Duration) step {
 // TestVerdicts runs every ordering of drops and conntrack events the
 // kernel produces, on the default configuration (Horizon 3m, Grace 250ms,
 // EstimateMargin 2s, MaxDropLag 5s) unless a case says otherwise.
+// innerOrig is tupleA's flow before SNAT: the resolver's inner address
+// 198.18.2.10:40001 was translated to 198.18.1.10:40001. innerDrop is an
+// answer after the kernel undid the translation.
+var (
+	innerOrig = tuple("198.18.2.10:40001", "198.18.0.53:53")
+	innerDrop = tuple("198.18.0.53:53", "198.18.2.10:40001")
+)
+
 func TestVerdicts(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -73,6 +81,27 @@ func TestVerdicts(t *testing.T) {
 			want: []outcome{{Drop: 40 * sec, Class: Late, Answered: true,
 				Lateness: 9*sec + 990*ms, Age: 40*sec + 1*ms, FlowID: 1,
 				Decided: 40*sec + 1500*time.Microsecond}},
+		},
+		{
+			name: "SNAT: live flow, drop carries the untranslated tuple: tracked",
+			steps: []step{
+				newFlow(0, 7, tupleA, natted(innerOrig)),
+				reply(10*ms, 7, tupleA),
+				drop(1*sec, innerDrop),
+				advance(1*sec + 250*ms),
+			},
+			want: []outcome{{Drop: 1 * sec, Class: Tracked, Answered: true,
+				Age: 1 * sec, FlowID: 7, Decided: 1*sec + 250*ms}},
+		},
+		{
+			name: "SNAT: after DESTROY the untranslated tuple matches nothing",
+			steps: []step{
+				newFlow(0, 7, tupleA, natted(innerOrig)),
+				destroy(31*sec, 7, tupleA, stamps(-1*ms, 30*sec)),
+				drop(32*sec, innerDrop),
+				advance(32*sec + 250*ms),
+			},
+			want: []outcome{{Drop: 32 * sec, Class: Unsolicited, Decided: 32*sec + 250*ms}},
 		},
 		{
 			name: "drop first, DESTROY after grace: tracked",

@@ -38,7 +38,22 @@ type Correlator struct {
 	// Horizon after them might have matched one.
 	evictMark, forgotMark int64
 
+	// alias maps the reversed original tuple of a live NAT'd flow to its
+	// reply key: while the entry lives the kernel undoes the NAT before
+	// the filter's input hook, so a packet dropped there (tracked) carries
+	// the original addresses, not the reply tuple. Late packets find no
+	// entry and are never translated, so aliases are needed only for live
+	// flows; they are removed on DESTROY and swept when they outnumber
+	// the live flows.
+	alias map[flowKey]aliasTarget
+
 	stats counters
+}
+
+// aliasTarget is the flow an alias points to.
+type aliasTarget struct {
+	key flowKey
+	id  uint32
 }
 
 // pendingDrop waits for the end of its grace window.
@@ -139,6 +154,7 @@ func (c *Correlator) ObserveFlow(ev events.FlowEvent) {
 	}
 	k := keyOf(ev.Reply.Src, ev.Reply.Dst)
 	now := ev.Received.UnixNano()
+	c.trackAlias(k, &ev)
 
 	switch ev.Type {
 	case events.FlowSeen:
@@ -152,6 +168,46 @@ func (c *Correlator) ObserveFlow(ev events.FlowEvent) {
 	default:
 		c.stats.ignored++
 	}
+}
+
+// trackAlias keeps c.alias in step with a flow event.
+func (c *Correlator) trackAlias(k flowKey, ev *events.FlowEvent) {
+	a := keyOf(ev.Orig.Dst, ev.Orig.Src)
+	if a == k {
+		return // not NAT'd: the reply tuple is what drops carry
+	}
+	switch ev.Type {
+	case events.FlowSeen, events.FlowStarted:
+		if c.alias == nil {
+			c.alias = make(map[flowKey]aliasTarget)
+		}
+		c.alias[a] = aliasTarget{key: k, id: ev.ID}
+		if len(c.alias) > 2*c.nlive+1024 {
+			c.sweepAliases()
+		}
+	case events.FlowExpired:
+		if t, ok := c.alias[a]; ok && t.key == k {
+			delete(c.alias, a)
+		}
+	}
+}
+
+// sweepAliases drops aliases whose flow is no longer live (forgotten
+// without a DESTROY, or evicted).
+func (c *Correlator) sweepAliases() {
+	for a, t := range c.alias {
+		if c.findLive(t.key, t.id) == nilIdx {
+			delete(c.alias, a)
+		}
+	}
+}
+
+// resolveAlias returns the reply key a drop's key stands for.
+func (c *Correlator) resolveAlias(k flowKey) flowKey {
+	if t, ok := c.alias[k]; ok && c.findLive(t.key, t.id) != nilIdx {
+		return t.key
+	}
+	return k
 }
 
 // timeout is the lifetime left after ev, as the kernel reported it. A zero
@@ -433,7 +489,7 @@ func (c *Correlator) AddDrop(d events.Drop, now time.Time) {
 
 	p := pendingDrop{
 		drop:     d,
-		key:      keyOf(d.Src, d.Dst),
+		key:      c.resolveAlias(keyOf(d.Src, d.Dst)),
 		at:       n,
 		deadline: n + c.grace,
 	}

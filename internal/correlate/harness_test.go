@@ -75,6 +75,12 @@ func startStamp(start time.Duration) flowOpt {
 	return func(ev *events.FlowEvent) { ev.Start = at(start) }
 }
 
+// natted gives the flow an original tuple that is not its reply tuple
+// reversed: the resolver's inner address o was source-NATed.
+func natted(o events.Tuple) flowOpt {
+	return func(ev *events.FlowEvent) { ev.Orig = o }
+}
+
 // replied sets the SEEN_REPLY bit of a dump entry or DESTROY.
 func replied(ev *events.FlowEvent) { ev.Replied = true }
 

@@ -56,7 +56,8 @@ func (r *Report) OK() bool {
 type expected struct {
 	tuple    events.Tuple
 	sent     time.Time
-	class    string // as ctwatch names it, with /answered or /unanswered
+	alias    events.Tuple // another tuple the drop may carry (after de-NAT)
+	class    string       // as ctwatch names it, with /answered or /unanswered
 	lateness time.Duration
 	used     bool
 }
@@ -89,6 +90,11 @@ func Compare(t lab.Truth, verdicts []correlate.Verdict) *Report {
 			cls = correlate.Late
 		}
 		e := &expected{tuple: a.Reply, sent: a.Sent, class: label(cls, a.SeenReply), lateness: a.Lateness}
+		if cls == correlate.Tracked {
+			// While the entry lives the kernel undoes SNAT before the
+			// input hook, so the drop carries the original tuple.
+			e.alias = events.Tuple{Src: a.Orig.Dst, Dst: a.Orig.Src}
+		}
 		want = append(want, e)
 	}
 	for _, s := range t.Spoofs {
@@ -97,6 +103,9 @@ func Compare(t lab.Truth, verdicts []correlate.Verdict) *Report {
 	byTuple := map[events.Tuple][]*expected{}
 	for _, e := range want {
 		byTuple[e.tuple] = append(byTuple[e.tuple], e)
+		if e.alias.Src.IsValid() && e.alias != e.tuple {
+			byTuple[e.alias] = append(byTuple[e.alias], e)
+		}
 		r.Truth[e.class]++
 	}
 

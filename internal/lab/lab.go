@@ -95,6 +95,7 @@ func start(ctx context.Context, cfg Config, failAt string) (*Lab, error) {
 		{"netns", l.createNetns},
 		{"sysctl", l.setSysctls},
 		{"wire", l.wire},
+		{"probe", l.probeLinks},
 		{"ruleset", l.installRuleset},
 		{"kernel-log", l.enableKernelLog},
 		{"upstream", l.startUpstream},

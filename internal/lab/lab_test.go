@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -105,7 +106,7 @@ func TestStartFailureLeavesNothing(t *testing.T) {
 			LogPrefix: strings.Repeat("p", 30)}, "", ErrInvalidConfig},
 		{"quote in prefix", Config{LogPrefix: `a"b`}, "", ErrInvalidConfig},
 	}
-	for _, step := range []string{"netns", "sysctl", "wire", "ruleset", "kernel-log", "upstream"} {
+	for _, step := range []string{"netns", "sysctl", "wire", "probe", "ruleset", "kernel-log", "upstream"} {
 		for _, fw := range []Firewall{NFTables, IPTables} {
 			tests = append(tests, struct {
 				name   string
@@ -195,16 +196,10 @@ func TestKernelLog(t *testing.T) {
 	checkLogAllRestored(t, before)
 
 	// Another process holding the setting keeps it at 1 after this
-	// process's last lab closes.
-	other := logAllHolderPrefix + "1." + before.value
-	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: other, Net: "unix"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	if err := writeSysctl(logAllNetnsSysctl, "1"); err != nil {
-		t.Fatal(err)
-	}
+	// process's last lab closes. The stand-in holder's pid is above any
+	// real pid (pid_max is at most 2^22) and unique to this process.
+	release := fakeLogAllHolder(t, 1<<22+os.Getpid())
+	defer release()
 	third, err := Start(ctx, Config{LogPrefix: prefix("c")})
 	if err != nil {
 		t.Fatal(err)
@@ -215,11 +210,62 @@ func TestKernelLog(t *testing.T) {
 	if got, _ := readSysctl(logAllNetnsSysctl); got != "1" {
 		t.Errorf("%s = %s while another process holds it, want 1", logAllNetnsSysctl, got)
 	}
-	ln.Close()
-	if !before.others {
-		if err := writeSysctl(logAllNetnsSysctl, before.value); err != nil {
-			t.Fatal(err)
-		}
+	release()
+	checkLogAllRestored(t, before)
+}
+
+// fakeLogAllHolder acts as another process that takes nf_log_all_netns
+// the way acquireLogAllNetns does. The returned release, safe to call
+// twice, gives it up the way releaseLogAllNetns does.
+func fakeLogAllHolder(t *testing.T, pid int) (release func()) {
+	t.Helper()
+	unlock, err := lockLogAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	holders, err := logAllHolders()
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := readSysctl(logAllNetnsSysctl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range holders {
+		orig = h.orig
+	}
+	name := logAllHolderPrefix + strconv.Itoa(pid) + "." + orig
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: name, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeSysctl(logAllNetnsSysctl, "1"); err != nil {
+		ln.Close()
+		t.Fatal(err)
+	}
+
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			unlock, err := lockLogAll()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer unlock()
+			ln.Close()
+			holders, err := logAllHolders()
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if len(holders) == 0 {
+				if err := writeSysctl(logAllNetnsSysctl, orig); err != nil {
+					t.Error(err)
+				}
+			}
+		})
 	}
 }
 
@@ -752,13 +798,16 @@ func expiredEntry(t *testing.T, l *Lab, w *destroyWatcher, family int) (*QueryHa
 		if err := h.Wait(ctx); err != nil {
 			t.Fatal(err)
 		}
+		if got := h.Received(); !slices.Equal(got, []int{0}) {
+			t.Fatalf("received answers %v, want [0]; truth: %+v", got, l.Truth())
+		}
 		var expiry time.Time
 		for _, q := range l.Truth().Queries {
 			if q.ID == h.ID {
 				expiry = q.ExpectedExpiry
 			}
 		}
-		time.Sleep(time.Until(expiry.Add(100 * time.Millisecond)))
+		time.Sleep(time.Until(expiry.Add(50 * time.Millisecond)))
 
 		n, err := l.ConntrackCount()
 		if err != nil {

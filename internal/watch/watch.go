@@ -114,6 +114,9 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.Tick <= 0 {
 		cfg.Tick = DefaultTick
 	}
+	// The parser trims prefixes; trim the filter the same way so that
+	// "dns-drop: " as written in the rule matches.
+	cfg.LogPrefix = strings.TrimSpace(cfg.LogPrefix)
 	p := &Pipeline{cfg: cfg, log: cfg.Logger, now: cfg.Now}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)

@@ -19,10 +19,10 @@ import (
 // before it reopens the path are not lost. After a truncation the file is
 // read again from its start.
 //
-// Limitations of polling: a file truncated and then refilled past the
-// read offset within one poll interval looks as if it had only grown, and
-// its new first bytes are skipped; a file rotated twice within one
-// interval loses the middle file.
+// Warning: polling has blind spots. A file truncated and then refilled
+// past the read offset within one poll interval looks as if it had only
+// grown, and its new first bytes are skipped; a file rotated twice
+// within one interval loses the middle file.
 type FileFollower struct {
 	path  string
 	opts  Options
@@ -105,7 +105,8 @@ func (ff *FileFollower) Close() error {
 }
 
 // Run follows the file until ctx is done, delivering entries to h. It
-// returns nil when ctx ends, or the first read or handler error.
+// returns nil when ctx ends (after handing on a record held for its
+// continuation), or the first read or handler error.
 func (ff *FileFollower) Run(ctx context.Context, h Handler) error {
 	if ff.cur == nil {
 		return fmt.Errorf("follow %s: %w", ff.path, os.ErrClosed)
@@ -148,7 +149,7 @@ func (ff *FileFollower) Run(ctx context.Context, h Handler) error {
 
 		select {
 		case <-ctx.Done():
-			return nil
+			return p.idle(true, time.Now())
 		case <-tick.C:
 		}
 		if err := ff.check(p); err != nil {

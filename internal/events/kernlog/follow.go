@@ -1,6 +1,7 @@
 package kernlog
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -242,13 +243,7 @@ type splitter struct {
 func (s *splitter) feed(p *processor, data []byte, received time.Time) error {
 	max := p.opts.maxLineBytes()
 	for len(data) > 0 {
-		nl := -1
-		for i, c := range data {
-			if c == '\n' {
-				nl = i
-				break
-			}
-		}
+		nl := bytes.IndexByte(data, '\n')
 		if nl < 0 {
 			return s.keep(p, data, max, received)
 		}
@@ -315,14 +310,17 @@ type deadliner interface {
 }
 
 // ReadStream parses r until EOF, delivering entries to h, and returns
-// nil at EOF or when ctx is done, or the first read or handler error.
+// nil at EOF or when ctx is done, or the first read or handler error. A
+// last line without a newline is delivered at EOF, not when ctx ends.
 //
 // Reads happen on a separate goroutine so that a hard-wrapped record can
 // be handed on after a pause even while the next Read blocks. When ctx
 // ends, ReadStream returns promptly; if r has a SetReadDeadline method
-// the blocked Read is interrupted, otherwise (os.Stdin on a terminal or
-// a blocking pipe) the goroutine stays blocked in Read until the reader
-// yields data, EOF or an error, and then exits.
+// the blocked Read is interrupted.
+//
+// Warning: otherwise (os.Stdin on a terminal or a blocking pipe) the
+// reading goroutine stays blocked in Read until the reader yields data,
+// EOF or an error, and only then exits.
 func ReadStream(ctx context.Context, r io.Reader, opts Options, h Handler) error {
 	stats := opts.Stats
 	if stats == nil {
@@ -379,7 +377,9 @@ func ReadStream(ctx context.Context, r io.Reader, opts Options, h Handler) error
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			// Hand on a record held for its continuation; an unfinished
+			// last line may still be being written, and is dropped.
+			return p.idle(true, time.Now())
 		case <-wait.C:
 			if err := p.idle(true, time.Now()); err != nil {
 				return err

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -140,6 +141,27 @@ func TestReadStreamPause(t *testing.T) {
 	pw.Close()
 }
 
+// TestReadStreamOneByte reads input one byte per Read, so that every
+// line, and an over-long one, crosses read boundaries.
+func TestReadStreamOneByte(t *testing.T) {
+	in := recordLine(1) + "\n" + strings.Repeat("y", 500) + "\n" +
+		recordLine(2)[:77] + "\n" + recordLine(2)[77:] + "\n" + recordLine(3)
+	var st Stats
+	c := newCollector()
+	err := ReadStream(context.Background(), iotest.OneByteReader(strings.NewReader(in)),
+		Options{Stats: &st, MaxLineBytes: 300}, c.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := c.waitPorts(t, 3)
+	if got[0] != 1 || got[1] != 2 || got[2] != 3 {
+		t.Errorf("ports %v", got)
+	}
+	if s := st.Snapshot(); s.LongLines != 1 || s.Lines != 5 || s.NotFirewall != 1 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
 func TestReadStreamHandlerError(t *testing.T) {
 	stop := errors.New("stop")
 	in := recordLine(1) + "\n" + recordLine(2) + "\n"
@@ -166,6 +188,18 @@ func TestReadStreamLongLine(t *testing.T) {
 	}
 }
 
+// waitFor polls cond, which reads counters the follower updates
+// atomically, until it holds.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func appendFile(t *testing.T, path string, lines ...string) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
@@ -189,8 +223,9 @@ func TestFileFollower(t *testing.T) {
 	appendFile(t, path, recordLine(1)+"\n", recordLine(2)+"\n", recordLine(3)[:50])
 
 	var st Stats
-	ff, err := NewFileFollower(path, Options{Stats: &st, PollInterval: 10 * time.Millisecond,
-		RotateGrace: 500 * time.Millisecond})
+	const grace = 100 * time.Millisecond
+	ff, err := NewFileFollower(path, Options{Stats: &st,
+		PollInterval: 10 * time.Millisecond, RotateGrace: grace})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,6 +251,14 @@ func TestFileFollower(t *testing.T) {
 	appendFile(t, path+".1", recordLine(201)+"\n")
 	appendFile(t, path, recordLine(202)+"\n", recordLine(203)+"\n")
 	got = append(got, c.waitPorts(t, 3)...)
+	waitFor(t, "rotation", func() bool { return st.Rotations.Load() == 1 })
+	// Once the rotation is seen the old file is still drained...
+	appendFile(t, path+".1", recordLine(204)+"\n")
+	got = append(got, c.waitPorts(t, 1)...)
+	// ...until it has been quiet for RotateGrace; then it is closed.
+	time.Sleep(5 * grace)
+	appendFile(t, path+".1", recordLine(205)+"\n")
+	c.noMore(t)
 
 	// copytruncate: copy, truncate, then write less than was there.
 	data, err := os.ReadFile(path)
@@ -243,12 +286,12 @@ func TestFileFollower(t *testing.T) {
 	for _, p := range got {
 		seen[p]++
 	}
-	for _, p := range []int{101, 102, 103, 201, 202, 203, 301, 302} {
+	for _, p := range []int{101, 102, 103, 201, 202, 203, 204, 301, 302} {
 		if seen[p] != 1 {
 			t.Errorf("port %d delivered %d times (all: %v)", p, seen[p], got)
 		}
 	}
-	if len(got) != 8 {
+	if len(got) != 9 {
 		t.Errorf("delivered %v", got)
 	}
 	s := st.Snapshot()

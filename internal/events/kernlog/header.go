@@ -116,6 +116,10 @@ func (p *Parser) applyHeader(h *header, rec *Record, intern bool) {
 }
 
 // wallTime converts the header's date fields to a UTC time.
+//
+// Warning: a yearless "Feb 29" read in a year without one becomes
+// March 1 (time.Date normalises it); the guess does not search back
+// for a leap year.
 func (p *Parser) wallTime(h *header) time.Time {
 	if h.epoch {
 		return time.Unix(0, h.epochNano).UTC()

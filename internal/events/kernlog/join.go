@@ -30,8 +30,8 @@ import (
 // Flush when input pauses; PendingCut says whether the held line looks
 // cut, i.e. worth waiting a little longer for.
 //
-// Limitation: a wrap that falls inside the header or the prefix, before
-// IN=, is not repaired.
+// Warning: a wrap that falls inside the header or the prefix, before
+// IN=, is not repaired; both halves come out as separate lines.
 type Joiner struct {
 	// MaxBytes caps the length of a joined line; 0 means 8192.
 	MaxBytes int
@@ -107,13 +107,15 @@ func (j *Joiner) continues(line []byte) (join, space bool) {
 		len(j.cur)+len(line)+1 > maxBytes {
 		return false, false
 	}
-	if at, _ := findSignature(j.cur); at < 0 {
+	// Cheapest test first: nearly every line of a log with headers
+	// fails here.
+	if h := scanHeader(line); h.n > 0 {
 		return false, false
 	}
 	if at, _ := findSignature(line); at >= 0 {
 		return false, false
 	}
-	if h := scanHeader(line); h.n > 0 {
+	if at, _ := findSignature(j.cur); at < 0 {
 		return false, false
 	}
 

@@ -101,9 +101,13 @@ func (p *Parser) parse(line []byte, rec *Record, intern bool) (Result, error) {
 		return NotFirewall, nil
 	}
 	// Every IP LOG record contains "IN=": a line without it is not one,
-	// and most lines of a busy log are decided here.
+	// and most lines of a busy log are decided here. The exception is a
+	// journal JSON entry whose MESSAGE is not UTF-8 and so is written as
+	// an array of byte values.
 	if bytes.Index(line, inKey) < 0 {
-		return NotFirewall, nil
+		if line[0] != '{' || !bytes.Contains(line, jsonByteMessage) {
+			return NotFirewall, nil
+		}
 	}
 	if line[0] == '{' {
 		return p.parseJSON(line, rec, intern)
@@ -152,8 +156,9 @@ func (p *Parser) str(b []byte, slot int, intern bool) string {
 }
 
 var (
-	inKey  = []byte("IN=")
-	outKey = []byte(" OUT=")
+	inKey           = []byte("IN=")
+	outKey          = []byte(" OUT=")
+	jsonByteMessage = []byte(`"MESSAGE":[`)
 )
 
 // findSignature locates the "IN=<iface> OUT=" that starts every LOG
