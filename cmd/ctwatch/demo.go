@@ -31,6 +31,7 @@ type demoFlags struct {
 	gcEvery    time.Duration
 	seed       uint64
 	ipv4Only   bool
+	linger     time.Duration
 }
 
 func (d *demoFlags) register(c *kingpin.CmdClause) {
@@ -48,6 +49,8 @@ func (d *demoFlags) register(c *kingpin.CmdClause) {
 		Default("2s").DurationVar(&d.gcEvery)
 	c.Flag("seed", "Seed of the traffic mix.").Default("1").Uint64Var(&d.seed)
 	c.Flag("ipv4-only", "Send IPv4 traffic only (default: IPv4 and IPv6).").BoolVar(&d.ipv4Only)
+	c.Flag("linger", "Keep serving /metrics this long after the traffic ends, for a last scrape.").
+		Default("0s").DurationVar(&d.linger)
 	c.Flag("output", "Verdict output: tui, plain or json; auto picks tui on a terminal, json otherwise.").
 		Default("auto").EnumVar(&d.watch.output, "auto", "tui", "plain", "json")
 	c.Flag("web.disable", "Do not serve /metrics.").BoolVar(&d.watch.noWeb)
@@ -126,9 +129,10 @@ func (e env) demo(ctx context.Context, logger *slog.Logger, d *demoFlags) error 
 		if err != nil {
 			return err
 		}
-		// Let the last drops through their grace window.
+		// Let the last drops through their grace window, then give
+		// scrapers their last look.
 		select {
-		case <-time.After(2*correlate.DefaultGrace + 500*time.Millisecond):
+		case <-time.After(2*correlate.DefaultGrace + 500*time.Millisecond + d.linger):
 		case <-ctx.Done():
 		}
 		return nil

@@ -46,6 +46,9 @@ type Mismatch struct {
 	Want   string
 	Got    string
 	Reason string
+	// Age and FlowID are ctwatch's, to tell which flow it matched.
+	Age    time.Duration
+	FlowID uint32
 }
 
 // OK reports whether every verdict matched the truth.
@@ -130,6 +133,7 @@ func Compare(t lab.Truth, verdicts []correlate.Verdict) *Report {
 		if best.class != got {
 			r.Mismatches = append(r.Mismatches, Mismatch{
 				Tuple: best.tuple, Sent: best.sent, Want: best.class, Got: got, Reason: v.Reason.String(),
+				Age: v.Age, FlowID: v.FlowID,
 			})
 			continue
 		}
@@ -186,8 +190,8 @@ func (r *Report) Print(w io.Writer) {
 			r.MaxLatenessError.Round(10*time.Microsecond), r.LatenessSamples)
 	}
 	for _, m := range r.Mismatches {
-		fmt.Fprintf(w, "MISMATCH %s sent %s: truth %s, ctwatch %s %s\n",
-			m.Tuple, m.Sent.Format(time.StampMilli), m.Want, m.Got, m.Reason)
+		fmt.Fprintf(w, "MISMATCH %s sent %s: truth %s, ctwatch %s %s (flow %d, age %v)\n",
+			m.Tuple, m.Sent.Format(time.StampMilli), m.Want, m.Got, m.Reason, m.FlowID, m.Age)
 	}
 	for _, m := range r.Missed {
 		fmt.Fprintf(w, "MISSED %s\n", m)

@@ -56,7 +56,10 @@ func (c *collector) lateOrder() (afterGC, beforeGC int) {
 		if v.Class != correlate.Late {
 			continue
 		}
-		if d, ok := c.destroy[v.Drop.Tuple()]; ok && d.Before(v.Drop.Received) {
+		// An entry collected before the packet came had its DESTROY read
+		// before the packet's kernel time; one the packet evicted has its
+		// DESTROY read after it.
+		if d, ok := c.destroy[v.Drop.Tuple()]; ok && d.Before(v.Drop.Time) {
 			afterGC++
 		} else {
 			beforeGC++
@@ -187,6 +190,7 @@ func TestVerdictsMatchGroundTruth(t *testing.T) {
 				t.Logf("sent %v\n%s", sent, b.String())
 				if !rep.OK() {
 					t.Errorf("verdicts differ from ground truth")
+					explain(t, r.lab.Truth(), rep)
 				}
 				if rep.MaxLatenessError > 20*time.Millisecond {
 					t.Errorf("lateness off by up to %v, want ≤ 20ms", rep.MaxLatenessError)
@@ -200,6 +204,9 @@ func TestVerdictsMatchGroundTruth(t *testing.T) {
 				t.Logf("late answers dropped after garbage collection: %d, before: %d", after, before)
 				if after == 0 || before == 0 {
 					t.Errorf("want late drops both before (%d) and after (%d) garbage collection", before, after)
+				}
+				if src := r.pipe.KernelLogStats(); src != nil {
+					t.Logf("kernel log: %+v", *src)
 				}
 				drops.Add(int64(rep.Agree))
 			})
@@ -271,5 +278,25 @@ func TestRestartLabelsUnknown(t *testing.T) {
 	}
 	if reasons["warm-up"] == 0 {
 		t.Errorf("no drop labelled unknown for warm-up")
+	}
+}
+
+// explain logs every query of the lab that shares a tuple with a
+// mismatched verdict, to tell a wrong flag from a wrong flow.
+func explain(t *testing.T, tr lab.Truth, rep *demo.Report) {
+	t.Helper()
+	for _, m := range rep.Mismatches {
+		for _, q := range tr.Queries {
+			if q.Reply == m.Tuple {
+				t.Logf("  query %d sent %s planned %d expires %s", q.ID,
+					q.Sent.Format(time.StampMilli), q.Planned, q.ExpectedExpiry.Format(time.StampMilli))
+			}
+		}
+		for _, a := range tr.Answers {
+			if a.Reply == m.Tuple {
+				t.Logf("  answer q%d/%d sent %s expect %s seenreply %v received %v", a.Query, a.Index,
+					a.Sent.Format(time.StampMilli), a.Expect, a.SeenReply, a.Received)
+			}
+		}
 	}
 }

@@ -53,7 +53,9 @@ func buildQuery(id uint16, name string, family int) ([]byte, error) {
 
 // buildAnswer packs answer number index to a query with this id, name
 // and question type.
-func buildAnswer(id uint16, name string, qtype uint16, index int, oversize bool) ([]byte, error) {
+func buildAnswer(id uint16, name string, qtype uint16, index int,
+	oversize bool) ([]byte, error) {
+
 	q := new(dns.Msg)
 	q.SetQuestion(name, qtype)
 	q.Id = id

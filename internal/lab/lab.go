@@ -50,6 +50,8 @@ type Lab struct {
 	spoofs  []Spoofed          // every spoofed packet sent
 	unsent  int                // planned answers not yet sent or given up
 	changed chan struct{}      // closed and replaced when unsent falls
+	// portBusy[family][port] is when a query port may be used again.
+	portBusy map[int]map[uint16]time.Time
 }
 
 // Start builds a lab: namespaces, links, addresses, sysctls, the

@@ -42,13 +42,15 @@ func TestCloseRemovesEverything(t *testing.T) {
 		t.Fatalf("Start: %v", err)
 	}
 	names := []string{l.Resolver().Name, l.Upstream().Name, l.Outside().Name}
-	h, err := l.Query(ctx, QuerySpec{Family: 4, Answers: []Answer{{Delay: 50 * time.Millisecond}}})
+	h, err := l.Query(ctx, QuerySpec{Family: 4,
+		Answers: []Answer{{Delay: 50 * time.Millisecond}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Leave the query's reader and an answer still pending: Close must
 	// stop them.
-	if _, err := l.Query(ctx, QuerySpec{Family: 6, Answers: []Answer{{Delay: time.Hour}}}); err != nil {
+	pending := QuerySpec{Family: 6, Answers: []Answer{{Delay: time.Hour}}}
+	if _, err := l.Query(ctx, pending); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.Spoof(ctx, SpoofSpec{Family: 6}); err != nil {
@@ -106,7 +108,8 @@ func TestStartFailureLeavesNothing(t *testing.T) {
 			LogPrefix: strings.Repeat("p", 30)}, "", ErrInvalidConfig},
 		{"quote in prefix", Config{LogPrefix: `a"b`}, "", ErrInvalidConfig},
 	}
-	for _, step := range []string{"netns", "sysctl", "wire", "probe", "ruleset", "kernel-log", "upstream"} {
+	steps := []string{"netns", "sysctl", "wire", "probe", "ruleset", "kernel-log", "upstream"}
+	for _, step := range steps {
 		for _, fw := range []Firewall{NFTables, IPTables} {
 			tests = append(tests, struct {
 				name   string
@@ -364,7 +367,8 @@ func TestIsolation(t *testing.T) {
 	mine := sh(t, "ip", "-o", "address", "show")
 	for _, family := range []int{4, 6} {
 		fl := l.layout.family(family)
-		for _, a := range []netip.Addr{fl.resolverUp, fl.upstream, fl.resolverOut, fl.outside, fl.inner} {
+		addrs := []netip.Addr{fl.resolverUp, fl.upstream, fl.resolverOut, fl.outside, fl.inner}
+		for _, a := range addrs {
 			if !netip.MustParsePrefix("198.18.0.0/15").Contains(a) &&
 				!netip.MustParsePrefix("fd00::/8").Contains(a) {
 				t.Errorf("lab address %s is outside 198.18.0.0/15 and fd00::/8", a)
@@ -522,7 +526,9 @@ func TestAnswers(t *testing.T) {
 
 // checkQuery compares one query's ground truth with what the resolver
 // saw and what the case planned.
-func checkQuery(t *testing.T, l *Lab, truth Truth, h *QueryHandle, want []Class, timeout time.Duration) {
+func checkQuery(t *testing.T, l *Lab, truth Truth, h *QueryHandle, want []Class,
+	timeout time.Duration) {
+
 	t.Helper()
 	var qt QueryTruth
 	for _, q := range truth.Queries {
@@ -560,7 +566,8 @@ func checkQuery(t *testing.T, l *Lab, truth Truth, h *QueryHandle, want []Class,
 		if a.Expect != want[i] {
 			t.Errorf("answer %d: model expects %s, case plans %s", a.Index, a.Expect, want[i])
 		}
-		if got := slices.Contains(received, a.Index); got != (a.Expect == Accepted) || got != a.Received {
+		got := slices.Contains(received, a.Index)
+		if got != (a.Expect == Accepted) || got != a.Received {
 			t.Errorf("answer %d (%s): resolver received it: %v (truth says %v)",
 				a.Index, a.Expect, got, a.Received)
 		}
@@ -582,7 +589,8 @@ func checkQuery(t *testing.T, l *Lab, truth Truth, h *QueryHandle, want []Class,
 			lastAccepted = a.Sent
 		}
 	}
-	if wantExpiry := lastAccepted.Add(timeout); !qt.Ambiguous && !qt.ExpectedExpiry.Equal(wantExpiry) {
+	wantExpiry := lastAccepted.Add(timeout)
+	if !qt.Ambiguous && !qt.ExpectedExpiry.Equal(wantExpiry) {
 		t.Errorf("expected expiry %v, want %v", qt.ExpectedExpiry, wantExpiry)
 	}
 }
@@ -786,7 +794,9 @@ func TestCollectGarbage(t *testing.T) {
 // table, uncollected. The kernel's collector may get there first (it
 // runs about once a minute on an idle machine, more often on a busy one);
 // then it tries again.
-func expiredEntry(t *testing.T, l *Lab, w *destroyWatcher, family int) (*QueryHandle, time.Time) {
+func expiredEntry(t *testing.T, l *Lab, w *destroyWatcher,
+	family int) (*QueryHandle, time.Time) {
+
 	t.Helper()
 	ctx := testContext(t)
 	for attempt := 1; attempt <= 5; attempt++ {

@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -140,11 +141,10 @@ func (l *Lab) Query(ctx context.Context, spec QuerySpec) (*QueryHandle, error) {
 	}
 
 	network := "udp" + strconv.Itoa(spec.Family)
-	local := &net.UDPAddr{IP: l.sourceAddr(spec.Family).AsSlice()}
 	var conn *net.UDPConn
 	err := l.resolver.Do(func() error {
 		var err error
-		conn, err = net.ListenUDP(network, local)
+		conn, err = l.listenFreshPort(network, spec)
 		return err
 	})
 	if err != nil {
@@ -212,7 +212,9 @@ func checkQuerySpec(spec QuerySpec) error {
 // register numbers a new query, records its plan where the upstream will
 // find it, and stamps its send time. On success the caller owns one count
 // of l.wg, for the reader it starts.
-func (l *Lab) register(spec QuerySpec, conn *net.UDPConn, server netip.AddrPort) (*query, []byte, error) {
+func (l *Lab) register(spec QuerySpec, conn *net.UDPConn,
+	server netip.AddrPort) (*query, []byte, error) {
+
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -305,4 +307,66 @@ func (l *Lab) listen(conn *net.UDPConn, q *query, server netip.AddrPort, until t
 		q.pending = 0
 	}
 	l.mu.Unlock()
+}
+
+// Query source ports come from queryPortMin..queryPortMax, above the
+// spoofer's range, so the two never meet.
+const (
+	queryPortMin = 33000
+	queryPortMax = 60999
+)
+
+// listenFreshPort opens the query's socket on a port no earlier query
+// may still have a conntrack entry for. The kernel would otherwise pick
+// any free port, and a new socket on the port of a flow whose entry is
+// still alive continues that flow (same tuple): its state, answered or
+// not, and its expiry would belong to the old query, and the model, which
+// gives each query a flow of its own, would be wrong.
+func (l *Lab) listenFreshPort(network string, spec QuerySpec) (*net.UDPConn, error) {
+	last := time.Duration(0)
+	for _, a := range spec.Answers {
+		last = max(last, a.Delay)
+	}
+	// The entry lives until the last packet plus the timeout; the last
+	// packet is at most the last answer, or the query itself.
+	busy := last + listenGrace + l.cfg.UDPTimeout + 2*time.Second
+
+	src := l.sourceAddr(spec.Family)
+	var lastErr error
+	for range 64 {
+		port := l.reservePort(spec.Family, busy)
+		conn, err := net.ListenUDP(network, &net.UDPAddr{IP: src.AsSlice(), Port: int(port)})
+		if err == nil {
+			return conn, nil
+		}
+		lastErr = err
+	}
+	return nil, fmt.Errorf("no free query port: %w", lastErr)
+}
+
+// reservePort picks a random query port that is not reserved and
+// reserves it for d.
+func (l *Lab) reservePort(family int, d time.Duration) uint16 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.portBusy == nil {
+		l.portBusy = map[int]map[uint16]time.Time{}
+	}
+	busy := l.portBusy[family]
+	if busy == nil {
+		busy = map[uint16]time.Time{}
+		l.portBusy[family] = busy
+	}
+	now := time.Now()
+	var port uint16
+	// At the rates the lab runs, a few hundred ports are busy out of
+	// 28000; the bound only stops a pathological caller spinning.
+	for range 1 << 16 {
+		port = uint16(queryPortMin + rand.IntN(queryPortMax-queryPortMin+1))
+		if until, ok := busy[port]; !ok || !now.Before(until) {
+			break
+		}
+	}
+	busy[port] = now.Add(d)
+	return port
 }

@@ -5,6 +5,7 @@ import (
 
 	"github.com/ctwatch/ctwatch/internal/correlate"
 	"github.com/ctwatch/ctwatch/internal/events"
+	"github.com/ctwatch/ctwatch/internal/events/kernlog"
 	"github.com/ctwatch/ctwatch/internal/metrics"
 )
 
@@ -128,4 +129,14 @@ func (p *Pipeline) Ignored(src events.DropSource) uint64 {
 		return 0
 	}
 	return p.ignored[src].Load()
+}
+
+// KernelLogStats returns the kernel log follower's counters, or nil when
+// no kernel log is read.
+func (p *Pipeline) KernelLogStats() *kernlog.StatsSnapshot {
+	if p.klog == nil {
+		return nil
+	}
+	s := p.klog.Snapshot()
+	return &s
 }
