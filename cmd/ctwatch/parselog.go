@@ -28,7 +28,7 @@ func (f *parseLogFlags) register(c *kingpin.CmdClause) {
 // line on stdout, and a summary of what it skipped on stderr.
 func (e env) parseLog(ctx context.Context, f *parseLogFlags) error {
 	var in io.Reader = e.stdin
-	if f.file != "-" {
+	if f.file != "-" && f.file != "" {
 		file, err := os.Open(f.file)
 		if err != nil {
 			return fmt.Errorf("parse-log: %w", err)

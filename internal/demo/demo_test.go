@@ -81,7 +81,7 @@ type run struct {
 
 // startWatching builds a lab and a pipeline watching its resolver, as
 // `ctwatch demo` does.
-func startWatching(t *testing.T, lc lab.Config, source string, noWarmUp bool) *run {
+func startWatching(t testing.TB, lc lab.Config, source string, noWarmUp bool) *run {
 	t.Helper()
 	privtest.RequireRoot(t)
 	privtest.RequireCommand(t, "ip", "nft", "iptables")
@@ -112,7 +112,7 @@ func startWatching(t *testing.T, lc lab.Config, source string, noWarmUp bool) *r
 	return startPipeline(t, l, cfg)
 }
 
-func startPipeline(t *testing.T, l *lab.Lab, cfg watch.Config) *run {
+func startPipeline(t testing.TB, l *lab.Lab, cfg watch.Config) *run {
 	t.Helper()
 	ns, err := netns.Open(l.Resolver().Path)
 	if err != nil {
@@ -299,4 +299,11 @@ func explain(t *testing.T, tr lab.Truth, rep *demo.Report) {
 			}
 		}
 	}
+}
+
+// startWatchingB is startWatching for benchmarks: NFLOG, nftables, a 1 s
+// timeout so the run is short.
+func startWatchingB(b *testing.B) *run {
+	b.Helper()
+	return startWatching(b, lab.Config{Timestamps: true, UDPTimeout: time.Second}, "nflog", true)
 }
