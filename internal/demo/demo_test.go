@@ -202,7 +202,10 @@ func TestVerdictsMatchGroundTruth(t *testing.T) {
 				}
 				after, before := r.col.lateOrder()
 				t.Logf("late answers dropped after garbage collection: %d, before: %d", after, before)
-				if after == 0 || before == 0 {
+				// The kmsg clock runs a few milliseconds off the wall clock,
+				// too much to order a drop against the DESTROY it caused
+				// about a millisecond later; only NFLOG can tell.
+				if tc.source == "nflog" && (after == 0 || before == 0) {
 					t.Errorf("want late drops both before (%d) and after (%d) garbage collection", before, after)
 				}
 				if src := r.pipe.KernelLogStats(); src != nil {
