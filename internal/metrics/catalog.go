@@ -33,6 +33,7 @@ const (
 	nameLogLines        = "ctwatch_log_lines_total"
 	nameLogLost         = "ctwatch_log_records_lost_total"
 	nameLogRotations    = "ctwatch_log_rotations_total"
+	nameDropsIgnored    = "ctwatch_drop_records_ignored_total"
 	nameNFMessages      = "ctwatch_nflog_messages_total"
 	nameNFDecodeErrors  = "ctwatch_nflog_decode_errors_total"
 	nameNFOverflows     = "ctwatch_nflog_overflows_total"
@@ -340,6 +341,11 @@ func catalog() []def {
 		counter(nameLogLost,
 			"Kernel log records overwritten in the kernel's ring buffer before "+
 				"ctwatch read them."),
+		counter(nameDropsIgnored,
+			"Drop records read but outside the watch, by source: not UDP from the "+
+				"watched port, in on another interface than --iface, or with another "+
+				"log prefix than --log-prefix.",
+			label("source", sourceNFLOG, sourceKernelLog)),
 		counter(nameLogRotations,
 			"Times the followed log file was reopened after it was rotated or "+
 				"truncated."),

@@ -74,6 +74,9 @@ func fixedOptions(procRoot string) Options {
 				MessagesLost: 0,
 			}}
 		},
+		IgnoredDrops: func() map[string]uint64 {
+			return map[string]uint64{"nflog": 3, "kernel_log": 1}
+		},
 		Correlator: func() CorrelatorStats {
 			return CorrelatorStats{
 				LiveFlows:      12,

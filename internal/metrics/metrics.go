@@ -45,6 +45,10 @@ type Options struct {
 	NFLOG func() []NFLOGGroupStats
 	// Correlator returns the state of the flow index and the matcher.
 	Correlator func() CorrelatorStats
+	// IgnoredDrops returns, by source label value ("nflog",
+	// "kernel_log"), the drop records that fell outside the watch: not
+	// UDP from the watched port, another interface, another log prefix.
+	IgnoredDrops func() map[string]uint64
 
 	// UDPTimeouts reads the kernel's UDP conntrack timeouts at scrape time.
 	// The sysctls are per network namespace, and a file under /proc/sys

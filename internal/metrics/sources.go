@@ -106,6 +106,7 @@ type sourceCollector struct {
 
 	ctMessages, ctDecodeErrors, ctFiltered, ctRcvBuf, eventsLost *prometheus.Desc
 	logLines, logLost, logRotations                              *prometheus.Desc
+	dropsIgnored                                                 *prometheus.Desc
 	nfMessages, nfDecodeErrors, nfOverflows, nfLost, nfGroupUp   *prometheus.Desc
 	remembered, evictions, capacity, pending, warmUp             *prometheus.Desc
 	udpTimeout, udpTimeoutErrors                                 *prometheus.Desc
@@ -142,6 +143,7 @@ func newSourceCollector(defs map[string]def, opts Options) *sourceCollector {
 		logLines:         d(nameLogLines),
 		logLost:          d(nameLogLost),
 		logRotations:     d(nameLogRotations),
+		dropsIgnored:     d(nameDropsIgnored),
 		nfMessages:       d(nameNFMessages),
 		nfDecodeErrors:   d(nameNFDecodeErrors),
 		nfOverflows:      d(nameNFOverflows),
@@ -178,6 +180,9 @@ func (c *sourceCollector) Describe(ch chan<- *prometheus.Desc) {
 	if c.opts.Correlator != nil {
 		ds = append(ds, c.remembered, c.evictions, c.capacity, c.pending, c.warmUp)
 	}
+	if c.opts.IgnoredDrops != nil {
+		ds = append(ds, c.dropsIgnored)
+	}
 	ds = append(ds, c.udpTimeout, c.udpTimeoutErrors)
 	for _, d := range ds {
 		ch <- d
@@ -197,6 +202,12 @@ func (c *sourceCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	if c.opts.Correlator != nil {
 		c.collectCorrelator(ch, c.opts.Correlator())
+	}
+	if c.opts.IgnoredDrops != nil {
+		ignored := c.opts.IgnoredDrops()
+		for _, src := range []string{sourceNFLOG, sourceKernelLog} {
+			emitCounter(ch, c.dropsIgnored, ignored[src], src)
+		}
 	}
 	c.collectTimeouts(ch)
 }

@@ -14,6 +14,12 @@ import (
 func (p *Pipeline) MetricSources(opts *metrics.Options) {
 	opts.Conntrack = p.conntrackStats
 	opts.Correlator = p.correlatorStats
+	opts.IgnoredDrops = func() map[string]uint64 {
+		return map[string]uint64{
+			events.SourceNFLOG.String():     p.Ignored(events.SourceNFLOG),
+			events.SourceKernelLog.String(): p.Ignored(events.SourceKernelLog),
+		}
+	}
 	if len(p.nflogs) > 0 {
 		opts.NFLOG = p.nflogStats
 	}
