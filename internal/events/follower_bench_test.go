@@ -178,21 +178,25 @@ func BenchmarkFollower(b *testing.B) {
 	rate := envInt("CTWATCH_BENCH_RATE", 20000)
 	secs := envInt("CTWATCH_BENCH_SECONDS", 10)
 	for _, tc := range []struct {
-		name string
-		tcp  int
+		name     string
+		tcp      int
+		noFilter bool
 	}{
-		{"udp-only", 0},
-		{"with-tcp-noise", rate},
+		{"udp-only", 0, false},
+		{"with-tcp-noise", rate, false},
+		// The same noise with the BPF filter off: every TCP event reaches
+		// userspace and is discarded there.
+		{"with-tcp-noise-no-bpf", rate, true},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				benchOnce(b, rate, tc.tcp, time.Duration(secs)*time.Second)
+				benchOnce(b, rate, tc.tcp, tc.noFilter, time.Duration(secs)*time.Second)
 			}
 		})
 	}
 }
 
-func benchOnce(b *testing.B, udp, tcp int, d time.Duration) {
+func benchOnce(b *testing.B, udp, tcp int, noFilter bool, d time.Duration) {
 	ctx := context.Background()
 	ns, err := loadgen.NewNamespace(ctx, fmt.Sprintf("ctwbench%d", os.Getpid()), time.Second)
 	if err != nil {
@@ -200,7 +204,11 @@ func benchOnce(b *testing.B, udp, tcp int, d time.Duration) {
 	}
 	defer ns.Close()
 
-	fol := startFollower(b, ns.Path)
+	var env []string
+	if noFilter {
+		env = append(env, "CTWATCH_BENCH_NOFILTER=1")
+	}
+	fol := startFollower(b, ns.Path, env...)
 	ct, ctErr := startConntrack(b, ns.Name)
 	time.Sleep(300 * time.Millisecond) // let conntrack -E subscribe
 
