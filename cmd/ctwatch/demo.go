@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -107,7 +106,7 @@ func (e env) demo(ctx context.Context, logger *slog.Logger, d *demoFlags) error 
 		return fmt.Errorf("demo: %w", err)
 	}
 	defer p.Close()
-	collected := &verdictCollector{}
+	collected := &watch.VerdictLog{}
 	p.AddObserver(collected)
 
 	families := []int{4, 6}
@@ -144,7 +143,7 @@ func (e env) demo(ctx context.Context, logger *slog.Logger, d *demoFlags) error 
 		return nil // interrupted: no report on a partial run
 	}
 
-	report := demo.Compare(l.Truth(), collected.all())
+	report := demo.Compare(l.Truth(), collected.Verdicts())
 	var out io.Writer = e.stdout
 	if w.outputFormat(e) == "json" {
 		out = e.stderr // keep stdout a clean stream of JSON lines
@@ -172,25 +171,4 @@ func total(a [7]int) int {
 		n += v
 	}
 	return n
-}
-
-// verdictCollector keeps every verdict for the final comparison.
-type verdictCollector struct {
-	mu sync.Mutex // guards v: the pipeline calls from several goroutines
-	v  []correlate.Verdict
-}
-
-func (c *verdictCollector) ObserveFlow(events.FlowEvent)    {}
-func (c *verdictCollector) ObserveLoss(events.LossEvent)    {}
-func (c *verdictCollector) ObserveAnswerTime(time.Duration) {}
-func (c *verdictCollector) ObserveVerdict(v correlate.Verdict) {
-	c.mu.Lock()
-	c.v = append(c.v, v)
-	c.mu.Unlock()
-}
-
-func (c *verdictCollector) all() []correlate.Verdict {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]correlate.Verdict(nil), c.v...)
 }

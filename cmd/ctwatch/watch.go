@@ -134,7 +134,7 @@ func (e env) serve(ctx context.Context, logger *slog.Logger, w *watchFlags, p *w
 	if err != nil {
 		return usageError{err}
 	}
-	p.AddObserver(verdictPrinter{out})
+	p.AddObserver(watch.ObserverFuncs{Verdict: out.Write})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -154,11 +154,3 @@ func (e env) serve(ctx context.Context, logger *slog.Logger, w *watchFlags, p *w
 	}
 	return out.Err()
 }
-
-// verdictPrinter is an observer that writes verdicts and nothing else.
-type verdictPrinter struct{ w *output.Writer }
-
-func (v verdictPrinter) ObserveFlow(events.FlowEvent)        {}
-func (v verdictPrinter) ObserveLoss(events.LossEvent)        {}
-func (v verdictPrinter) ObserveAnswerTime(time.Duration)     {}
-func (v verdictPrinter) ObserveVerdict(vd correlate.Verdict) { v.w.Write(vd) }

@@ -23,9 +23,9 @@ import (
 // each flow's DESTROY, to tell late answers dropped before garbage
 // collection (the DESTROY follows the drop) from those after it.
 type collector struct {
-	mu       sync.Mutex
-	verdicts []correlate.Verdict
-	destroy  map[events.Tuple]time.Time
+	watch.VerdictLog
+	mu      sync.Mutex // guards destroy
+	destroy map[events.Tuple]time.Time
 }
 
 func newCollector() *collector { return &collector{destroy: map[events.Tuple]time.Time{}} }
@@ -38,13 +38,6 @@ func (c *collector) ObserveFlow(ev events.FlowEvent) {
 	c.destroy[ev.Reply] = ev.Received
 	c.mu.Unlock()
 }
-func (c *collector) ObserveLoss(events.LossEvent)    {}
-func (c *collector) ObserveAnswerTime(time.Duration) {}
-func (c *collector) ObserveVerdict(v correlate.Verdict) {
-	c.mu.Lock()
-	c.verdicts = append(c.verdicts, v)
-	c.mu.Unlock()
-}
 
 // lateOrder counts late verdicts whose DESTROY was read before the drop
 // (the entry had been collected) and after it (the late packet evicted an
@@ -52,7 +45,7 @@ func (c *collector) ObserveVerdict(v correlate.Verdict) {
 func (c *collector) lateOrder() (afterGC, beforeGC int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, v := range c.verdicts {
+	for _, v := range c.Verdicts() {
 		if v.Class != correlate.Late {
 			continue
 		}
@@ -184,7 +177,7 @@ func TestVerdictsMatchGroundTruth(t *testing.T) {
 					t.Fatalf("pipeline: %v", err)
 				}
 
-				rep := demo.Compare(r.lab.Truth(), r.col.verdicts)
+				rep := demo.Compare(r.lab.Truth(), r.col.Verdicts())
 				var b strings.Builder
 				rep.Print(&b)
 				t.Logf("sent %v\n%s", sent, b.String())
@@ -266,7 +259,7 @@ func TestRestartLabelsUnknown(t *testing.T) {
 	}
 
 	reasons := map[string]int{}
-	for _, v := range r.col.verdicts {
+	for _, v := range r.col.Verdicts() {
 		if v.Class == correlate.Unsolicited {
 			t.Errorf("drop %s at %s labelled unsolicited while ctwatch could not know", v.Drop.Tuple(),
 				v.Drop.Time.Format(time.StampMilli))
@@ -275,9 +268,9 @@ func TestRestartLabelsUnknown(t *testing.T) {
 			reasons[v.Reason.String()]++
 		}
 	}
-	t.Logf("%d verdicts; unknown by reason: %v", len(r.col.verdicts), reasons)
-	if len(r.col.verdicts) < 30 {
-		t.Errorf("only %d verdicts for 40 late answers and 10 spoofs sent while watching", len(r.col.verdicts))
+	t.Logf("%d verdicts; unknown by reason: %v", len(r.col.Verdicts()), reasons)
+	if len(r.col.Verdicts()) < 30 {
+		t.Errorf("only %d verdicts for 40 late answers and 10 spoofs sent while watching", len(r.col.Verdicts()))
 	}
 	if reasons["warm-up"] == 0 {
 		t.Errorf("no drop labelled unknown for warm-up")

@@ -55,7 +55,7 @@ func benchDropToVerdict(b *testing.B) {
 	}
 
 	var late, unsol []time.Duration
-	for _, v := range r.col.verdicts {
+	for _, v := range r.col.Verdicts() {
 		d := v.Decided.Sub(v.Drop.Time)
 		switch v.Class {
 		case correlate.Late:

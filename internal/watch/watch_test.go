@@ -2,7 +2,6 @@ package watch_test
 
 import (
 	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,20 +12,6 @@ import (
 	"github.com/ctwatch/ctwatch/internal/privtest"
 	"github.com/ctwatch/ctwatch/internal/watch"
 )
-
-type verdicts struct {
-	mu sync.Mutex
-	v  []correlate.Verdict
-}
-
-func (c *verdicts) ObserveFlow(events.FlowEvent)    {}
-func (c *verdicts) ObserveLoss(events.LossEvent)    {}
-func (c *verdicts) ObserveAnswerTime(time.Duration) {}
-func (c *verdicts) ObserveVerdict(v correlate.Verdict) {
-	c.mu.Lock()
-	c.v = append(c.v, v)
-	c.mu.Unlock()
-}
 
 // TestIfaceFilter checks --iface: only drops that came in on the given
 // interface are judged; the others are counted as ignored.
@@ -52,7 +37,7 @@ func TestIfaceFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := &verdicts{}
+	got := &watch.VerdictLog{}
 	p.AddObserver(got)
 	runCtx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -81,10 +66,10 @@ func TestIfaceFilter(t *testing.T) {
 	}
 	p.Close()
 
-	if len(got.v) != 5 {
-		t.Errorf("%d verdicts, want 5 (the spoofs on %s)", len(got.v), l.OutsideIface())
+	if len(got.Verdicts()) != 5 {
+		t.Errorf("%d verdicts, want 5 (the spoofs on %s)", len(got.Verdicts()), l.OutsideIface())
 	}
-	for _, v := range got.v {
+	for _, v := range got.Verdicts() {
 		if v.Drop.InIface != l.OutsideIface() || v.Class != correlate.Unsolicited {
 			t.Errorf("verdict %s for a drop on %s", v.Class, v.Drop.InIface)
 		}
