@@ -104,6 +104,27 @@ type Load struct {
 type Result struct {
 	UDP, TCP uint64
 	Elapsed  time.Duration
+	// First and Last are the sequence numbers of the first and last
+	// packet sent (Last < First when none was). In a load of UDP flows
+	// only, every number in between is one flow, whose addresses UDPFlow
+	// returns.
+	First, Last uint64
+}
+
+// UDPFlow returns the source and destination of the UDP packet sent with
+// sequence number seq: the original tuple of its flow. The reply tuple
+// is the same pair reversed.
+func UDPFlow(seq uint64) (src, dst netip.AddrPort) {
+	a, port := flowSource(seq)
+	return netip.AddrPortFrom(a, port), netip.AddrPortFrom(Remote, 53)
+}
+
+// flowSource is the source address and port of packet seq: ports cycle
+// through 60000 values, and each cycle moves to the next address.
+func flowSource(seq uint64) (netip.Addr, uint16) {
+	src := Local.As4()
+	src[3] = byte(10 + (seq/60000)%200)
+	return netip.AddrFrom4(src), uint16(1024 + seq%60000)
 }
 
 // Run sends the load from inside the namespace and returns when it is done
@@ -120,7 +141,7 @@ func (n *Namespace) Run(ctx context.Context, l Load) (Result, error) {
 	defer unix.Close(fd)
 
 	var (
-		res      Result
+		res      = Result{First: n.seq.Load() + 1}
 		udpOwed  float64
 		tcpOwed  float64
 		start    = time.Now()
@@ -135,10 +156,12 @@ func (n *Namespace) Run(ctx context.Context, l Load) (Result, error) {
 		select {
 		case <-ctx.Done():
 			res.Elapsed = time.Since(start)
+			res.Last = n.seq.Load()
 			return res, nil
 		case now := <-tick.C:
 			if now.After(deadline) {
 				res.Elapsed = now.Sub(start)
+				res.Last = n.seq.Load()
 				return res, nil
 			}
 			dt := now.Sub(last).Seconds()
@@ -169,9 +192,8 @@ func (n *Namespace) Run(ctx context.Context, l Load) (Result, error) {
 // The kernel fills in the IP checksum, id and total length for IPPROTO_RAW
 // sockets; conntrack does not verify transport checksums of local packets.
 func buildPacket(b []byte, seq uint64, proto uint8, dport uint16) []byte {
-	src := Local.As4()
-	src[3] = byte(10 + (seq/60000)%200)
-	sport := uint16(1024 + seq%60000)
+	srcAddr, sport := flowSource(seq)
+	src := srcAddr.As4()
 
 	clear(b)
 	b[0] = 0x45
