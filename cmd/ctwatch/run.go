@@ -58,10 +58,12 @@ type cli struct {
 	logConfig promslog.Config
 
 	watchCmd, parseLogCmd, demoCmd, versionCmd *kingpin.CmdClause
+	doctorCmd                                  *kingpin.CmdClause
 
 	watch    watchFlags
 	parseLog parseLogFlags
 	demo     demoFlags
+	doctor   doctorFlags
 }
 
 // newCLI builds the command line. It is built fresh for every run, so
@@ -86,6 +88,9 @@ func newCLI(stdout, stderr io.Writer) *cli {
 
 	c.demoCmd = k.Command("demo", "Build a lab of network namespaces, run a realistic mix of DNS traffic through it and watch it live.")
 	c.demo.register(c.demoCmd)
+
+	c.doctorCmd = k.Command("doctor", "Check what ctwatch needs (capabilities, conntrack, sysctls, ruleset, NFLOG) and print the command that fixes each gap.")
+	c.doctor.register(c.doctorCmd)
 
 	c.versionCmd = k.Command("version", "Print the version and exit.")
 	return c
@@ -113,6 +118,8 @@ func (e env) run(ctx context.Context, args []string) error {
 		return e.parseLog(ctx, &c.parseLog)
 	case c.demoCmd.FullCommand():
 		return e.demo(ctx, logger, &c.demo)
+	case c.doctorCmd.FullCommand():
+		return e.doctor(&c.doctor)
 	}
 	return usageError{fmt.Errorf("unknown command %q", cmd)}
 }

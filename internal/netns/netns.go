@@ -53,6 +53,15 @@ func (h *Handle) FD() int {
 	return int(h.f.Fd())
 }
 
+// Path returns the path the namespace was opened from, or "" for the
+// current namespace.
+func (h *Handle) Path() string {
+	if h == nil || h.f == nil {
+		return ""
+	}
+	return h.f.Name()
+}
+
 // Close releases the namespace file.
 func (h *Handle) Close() error {
 	if h == nil || h.f == nil {
