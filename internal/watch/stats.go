@@ -113,6 +113,10 @@ func (p *Pipeline) capacity() int {
 	return correlate.DefaultMaxFlows
 }
 
+// NetNSPath returns the path of the watched network namespace, or "" when
+// the pipeline watches the current one.
+func (p *Pipeline) NetNSPath() string { return p.cfg.NetNS.Path() }
+
 // Horizon returns the correlator's horizon, which is also the warm-up.
 func (p *Pipeline) Horizon() time.Duration {
 	if p.cfg.Correlate.Horizon > 0 {
