@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -60,6 +61,12 @@ func (d *demoFlags) register(c *kingpin.CmdClause) {
 // as the watch command, runs the traffic mix, and prints the lab's ground
 // truth beside ctwatch's verdicts. It fails when they disagree.
 func (e env) demo(ctx context.Context, logger *slog.Logger, d *demoFlags) error {
+	o, logger, err := d.watch.newOutputs(e, logger)
+	if err != nil {
+		return err
+	}
+	o.doneNote = "Demo finished: the counts are final. " +
+		"Press q for the ground-truth report."
 	if err := lab.Cleanup(); err != nil {
 		logger.Warn("removing stale lab namespaces failed", "err", err)
 	}
@@ -136,7 +143,12 @@ func (e env) demo(ctx context.Context, logger *slog.Logger, d *demoFlags) error 
 		}
 		return nil
 	}
-	if err := e.serve(ctx, logger, &w, p, traffic); err != nil {
+	err = e.serve(ctx, logger, &w, p, o, traffic)
+	if errors.Is(err, errQuitEarly) {
+		fmt.Fprintln(e.stderr, "ctwatch demo: quit before the traffic ended: no ground-truth report")
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	if ctx.Err() != nil {
@@ -145,7 +157,7 @@ func (e env) demo(ctx context.Context, logger *slog.Logger, d *demoFlags) error 
 
 	report := demo.Compare(l.Truth(), collected.Verdicts())
 	var out io.Writer = e.stdout
-	if w.outputFormat(e) == "json" {
+	if o.format == "json" {
 		out = e.stderr // keep stdout a clean stream of JSON lines
 	}
 	fmt.Fprintf(out, "\nctwatch demo: %d items sent over %v (", total(sent), d.duration)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/ctwatch/ctwatch/internal/metrics"
 	"github.com/ctwatch/ctwatch/internal/netns"
 	"github.com/ctwatch/ctwatch/internal/output"
+	"github.com/ctwatch/ctwatch/internal/tui"
 	"github.com/ctwatch/ctwatch/internal/watch"
 	"github.com/ctwatch/ctwatch/internal/web"
 )
@@ -79,18 +81,53 @@ func (w *watchFlags) pipelineConfig(logger *slog.Logger, e env) watch.Config {
 	}
 }
 
-// outputFormat resolves --output=auto.
-func (w *watchFlags) outputFormat(e env) string {
-	if w.output != "auto" {
-		return w.output
+// resolveOutput resolves --output=auto (the live view on a terminal, JSON
+// lines otherwise) and refuses the live view without a terminal.
+func (w *watchFlags) resolveOutput(e env) (string, error) {
+	switch {
+	case w.output == "auto" && e.isTerminal:
+		return "tui", nil
+	case w.output == "auto":
+		return "json", nil
+	case w.output == "tui" && !e.isTerminal:
+		return "", usageError{errors.New(
+			"--output=tui needs a terminal on stdout; use --output=plain or --output=json")}
 	}
-	if e.isTerminal {
-		return "tui"
+	return w.output, nil
+}
+
+// outputs says how serve shows verdicts.
+type outputs struct {
+	// format is tui, plain or json.
+	format string
+	// logs holds log records back while the live view is shown; set
+	// with format tui.
+	logs *logHold
+	// doneNote is what the live view says once the extra work given to
+	// serve (the demo's traffic) has ended.
+	doneNote string
+}
+
+// newOutputs resolves the output format and, for the live view, wraps
+// logger so that nothing is written over the view.
+func (w *watchFlags) newOutputs(e env, logger *slog.Logger) (outputs, *slog.Logger, error) {
+	format, err := w.resolveOutput(e)
+	if err != nil {
+		return outputs{}, nil, err
 	}
-	return "json"
+	o := outputs{format: format}
+	if format == "tui" {
+		o.logs = newLogHold(logger.Handler())
+		logger = slog.New(o.logs)
+	}
+	return o, logger, nil
 }
 
 func (e env) watch(ctx context.Context, logger *slog.Logger, w *watchFlags) error {
+	o, logger, err := w.newOutputs(e, logger)
+	if err != nil {
+		return err
+	}
 	if len(w.nflogGroups) == 0 && w.kernelLog == "" {
 		logger.Warn("no drop source given (--nflog-group or --kernel-log): only flows are followed")
 	}
@@ -107,14 +144,21 @@ func (e env) watch(ctx context.Context, logger *slog.Logger, w *watchFlags) erro
 		return err
 	}
 	defer p.Close()
-	return e.serve(ctx, logger, w, p, nil)
+	return e.serve(ctx, logger, w, p, o, nil)
 }
 
+// errQuitEarly says that the user left the live view before the extra
+// work given to serve had finished.
+var errQuitEarly = errors.New("live view closed before the end")
+
 // serve runs the pipeline with its outputs until ctx ends: metrics over
-// HTTP unless disabled, and verdicts on stdout. extra runs beside them
-// (the demo's traffic) and ends everything when it returns.
+// HTTP unless disabled, and verdicts on stdout as lines or in the live
+// view. extra runs beside them (the demo's traffic). Without the view
+// its end ends everything; with the view it stops the pipeline, the view
+// shows the final counts and o.doneNote, and serve returns when the user
+// quits; it returns errQuitEarly when that was before extra ended.
 func (e env) serve(ctx context.Context, logger *slog.Logger, w *watchFlags, p *watch.Pipeline,
-	extra func(context.Context) error) error {
+	o outputs, extra func(context.Context) error) error {
 	reg := prometheus.NewRegistry()
 	opts := metrics.Options{Process: true, Logger: logger.With("component", "metrics")}
 	p.MetricSources(&opts)
@@ -124,33 +168,129 @@ func (e env) serve(ctx context.Context, logger *slog.Logger, w *watchFlags, p *w
 	}
 	p.AddObserver(m)
 
-	format := w.outputFormat(e)
-	if format == "tui" {
-		// TODO(tui): the live view lands with its own issue; until then a
-		// terminal gets plain lines.
-		format = "plain"
+	var (
+		view *tui.Collector
+		out  *output.Writer
+	)
+	if o.format == "tui" {
+		view = tui.NewCollector(tui.CollectorConfig{})
+		p.AddObserver(view)
+	} else {
+		out, err = output.NewWriter(e.stdout, output.Format(o.format))
+		if err != nil {
+			return usageError{err}
+		}
+		p.AddObserver(watch.ObserverFuncs{Verdict: out.Write})
 	}
-	out, err := output.NewWriter(e.stdout, output.Format(format))
-	if err != nil {
-		return usageError{err}
-	}
-	p.AddObserver(watch.ObserverFuncs{Verdict: out.Write})
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return p.Run(ctx) })
+	g, gctx := errgroup.WithContext(ctx)
+	// The pipeline and extra share a context of their own, so that the
+	// view can outlive them.
+	pctx, stopPipeline := context.WithCancel(gctx)
+	defer stopPipeline()
+	pipelineDone := make(chan struct{})
+	g.Go(func() error {
+		defer close(pipelineDone)
+		return p.Run(pctx)
+	})
 	if !w.noWeb {
-		g.Go(func() error { return web.Serve(ctx, w.web.Config(), reg, logger.With("component", "web")) })
+		g.Go(func() error { return web.Serve(gctx, w.web.Config(), reg, logger.With("component", "web")) })
 	}
 	if extra != nil {
 		g.Go(func() error {
-			defer cancel()
-			return extra(ctx)
+			if view != nil {
+				defer stopPipeline()
+			} else {
+				defer cancel()
+			}
+			return extra(pctx)
+		})
+	}
+	quitEarly := false
+	if view != nil {
+		var done <-chan struct{}
+		if extra != nil {
+			done = pipelineDone
+		}
+		g.Go(func() error {
+			defer cancel() // leaving the view ends everything
+			err := e.runView(gctx, w, p, opts, o, view, done)
+			if done != nil {
+				select {
+				case <-done:
+				default:
+					quitEarly = true
+				}
+			}
+			return err
 		})
 	}
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	return out.Err()
+	if quitEarly && ctx.Err() == nil {
+		return errQuitEarly
+	}
+	if out != nil {
+		return out.Err()
+	}
+	return nil
+}
+
+// runView shows the live view of the pipeline until the user quits or
+// ctx ends. Logs are held back meanwhile and written once it has ended.
+func (e env) runView(ctx context.Context, w *watchFlags, p *watch.Pipeline, opts metrics.Options,
+	o outputs, view *tui.Collector, done <-chan struct{}) error {
+	cfg := tui.Config{
+		Namespace: p.NetNSPath(),
+		Iface:     w.iface,
+		Port:      w.udpPort,
+		// The pipeline's start is moved back by a horizon when there is
+		// no warm-up (the demo); the uptime counts from here.
+		Started:   time.Now(),
+		WarmUpEnd: p.Started().Add(p.Horizon()),
+		NoColor:   noColor(),
+		Status:    func() tui.Status { return viewStatus(opts, o.logs) },
+		UDPTimeouts: func() (tui.Timeouts, error) {
+			t, err := opts.UDPTimeouts()
+			return tui.Timeouts{UDP: t.Timeout, Stream: t.StreamTimeout}, err
+		},
+		Done:     done,
+		DoneNote: o.doneNote,
+	}
+	keys, closeKeys := keyInput(e.stdin, w.kernelLog == watch.KernelLogStdin)
+	defer closeKeys()
+	if o.logs != nil {
+		o.logs.hold()
+		defer o.logs.release()
+	}
+	return tui.Run(ctx, cfg, view, keys, e.stdout)
+}
+
+// viewStatus reads the sources' health and losses for the live view from
+// the callbacks the metrics read at scrape time.
+func viewStatus(opts metrics.Options, logs *logHold) tui.Status {
+	var s tui.Status
+	if opts.Conntrack != nil {
+		ct := opts.Conntrack()
+		s.Sources = append(s.Sources, tui.SourceHealth{Name: "conntrack", Up: ct.Up})
+		s.EventsLost, s.EventsLostKnown = ct.EventsLost, ct.EventsLostKnown
+	}
+	if opts.NFLOG != nil {
+		for _, g := range opts.NFLOG() {
+			s.Sources = append(s.Sources, tui.SourceHealth{Name: fmt.Sprintf("nflog:%d", g.Group), Up: g.Up})
+			s.RecordsLost += g.MessagesLost
+		}
+	}
+	if opts.KernelLog != nil {
+		k := opts.KernelLog()
+		s.Sources = append(s.Sources, tui.SourceHealth{Name: "kernel-log", Up: k.Up})
+		s.RecordsLost += k.RecordsLost
+	}
+	if logs != nil {
+		s.HeldLogs = logs.heldCount()
+	}
+	return s
 }

@@ -98,6 +98,9 @@ type Status struct {
 	// RecordsLost counts drop records lost before ctwatch read them
 	// (NFLOG sequence gaps, kernel log records overwritten).
 	RecordsLost uint64
+	// HeldLogs counts log records held back while the view covers the
+	// terminal; the program prints them when the view ends.
+	HeldLogs uint64
 }
 
 // SourceHealth says whether one source is open and being read.

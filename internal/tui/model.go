@@ -51,6 +51,12 @@ type Config struct {
 	// UDPTimeouts reads the UDP conntrack timeouts of the watched
 	// namespace at each tick; nil shows them as unknown.
 	UDPTimeouts func() (Timeouts, error)
+	// Done, when closed, says that no more data will come (the demo's
+	// traffic has ended and its pipeline has stopped): the view takes a
+	// last snapshot, stops refreshing and shows DoneNote until the user
+	// quits. Nil means the view refreshes until it ends.
+	Done     <-chan struct{}
+	DoneNote string
 }
 
 func (c Config) refresh() time.Duration {
@@ -76,6 +82,8 @@ type Model struct {
 	width, height int
 	paused        bool
 	help          bool
+	// finished is set once cfg.Done has closed: the counters are final.
+	finished bool
 	// scroll is how many of the newest recent verdicts are scrolled past.
 	scroll int
 
@@ -113,6 +121,7 @@ func NewModel(cfg Config, src Source) Model {
 // Messages the Model handles besides Bubble Tea's own.
 type (
 	tickMsg     struct{}
+	doneMsg     struct{}
 	snapshotMsg struct {
 		snap Snapshot
 		// force shows the snapshot even while paused (after a clear).
@@ -120,9 +129,16 @@ type (
 	}
 )
 
-// Init starts the ticks with a first snapshot.
+// Init starts the ticks with a first snapshot, and waits for cfg.Done.
 func (m Model) Init() tea.Cmd {
-	return tea.Batch(m.takeSnapshot(false), m.tick())
+	cmds := []tea.Cmd{m.takeSnapshot(false), m.tick()}
+	if done := m.cfg.Done; done != nil {
+		cmds = append(cmds, func() tea.Msg {
+			<-done
+			return doneMsg{}
+		})
+	}
+	return tea.Batch(cmds...)
 }
 
 func (m Model) tick() tea.Cmd {
@@ -162,7 +178,14 @@ func (m Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.KeyPressMsg:
 		return m.key(msg.String())
 	case tickMsg:
+		if m.finished {
+			return m, nil // the last snapshot is shown; no more ticks
+		}
 		return m, tea.Batch(m.takeSnapshot(false), m.tick())
+	case doneMsg:
+		// The final counters, shown even while paused.
+		m.finished = true
+		return m, m.takeSnapshot(true)
 	case snapshotMsg:
 		m.apply(msg.snap, msg.force)
 		return m, nil
@@ -261,6 +284,9 @@ func (m Model) View() tea.View {
 	v.WindowTitle = "ctwatch"
 	return v
 }
+
+// Finished reports whether cfg.Done has closed.
+func (m Model) Finished() bool { return m.finished }
 
 // Paused reports whether the display is frozen.
 func (m Model) Paused() bool { return m.paused }

@@ -106,7 +106,10 @@ func (m Model) header(w int) []string {
 	segs := first
 	for _, src := range s.Sources {
 		state := st.good.Render("up")
-		if !src.Up {
+		switch {
+		case m.finished:
+			state = st.dim.Render("stopped") // not a failure: the end
+		case !src.Up:
 			state = st.bad.Render("down")
 		}
 		segs = append(segs, src.Name+" "+state)
@@ -115,7 +118,22 @@ func (m Model) header(w int) []string {
 	if m.rates.Known {
 		events = "ct events " + rate(m.rates.FlowEvents) + "/s"
 	}
-	return wrapSegments(append(segs, events, m.lossText()), w)
+	segs = append(segs, events, m.lossText())
+	if n := s.HeldLogs; n > 0 {
+		segs = append(segs, st.warn.Render(fmt.Sprintf("%s log %s held until exit",
+			count(n), plural(n, "message", "messages"))))
+	}
+	lines := wrapSegments(segs, w)
+	if m.finished {
+		note := m.cfg.DoneNote
+		if note == "" {
+			note = "finished: press q to quit"
+		}
+		for _, l := range wrap(note, w) {
+			lines = append(lines, st.warn.Render(l))
+		}
+	}
+	return lines
 }
 
 // lossText summarises what was lost: conntrack events, loss windows and
