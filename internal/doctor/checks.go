@@ -337,7 +337,7 @@ func (c *checker) dropRule() []Result {
 		r.Status = Fail
 		r.Detail = fmt.Sprintf("no rule logs UDP packets from port %d: there are no drops to label",
 			c.o.port())
-		r.Fix = c.dropFix(f, c.o.KernelLog != "" && len(c.o.NFLOGGroups) == 0)
+		r.Fix = c.dropFix(f, c.dropFixKernel(), c.firstGroup())
 	default:
 		r.Status, r.Detail = OK, "UDP from port "+strconv.Itoa(int(c.o.port()))+
 			" is logged: "+describeLogs(f.logs)
@@ -345,24 +345,44 @@ func (c *checker) dropRule() []Result {
 	return one(r)
 }
 
+// dropFixKernel reports whether the drop-rule advice writes kernel LOG
+// lines rather than NFLOG records: only when the kernel log is the one
+// drop source asked for.
+func (c *checker) dropFixKernel() bool {
+	return c.o.KernelLog != "" && len(c.o.NFLOGGroups) == 0
+}
+
+// firstGroup is the NFLOG group the drop-rule advice logs to.
+func (c *checker) firstGroup() uint16 {
+	if len(c.o.NFLOGGroups) > 0 {
+		return c.o.NFLOGGroups[0]
+	}
+	return 1
+}
+
 // dropFix is a complete stateful accept plus log-and-drop pair in one
 // chain: the accept must come first, or every answer would be dropped.
-// kernel picks a kernel LOG rule instead of NFLOG.
-func (c *checker) dropFix(f ruleFacts, kernel bool) []string {
+// When there is no stateful rule, conntrack-active has already printed
+// the accept, so the log-and-drop rules follow it instead of repeating
+// it; they append, so they land after it. kernel picks a kernel LOG rule
+// instead of NFLOG to group.
+func (c *checker) dropFix(f ruleFacts, kernel bool, group uint16) []string {
 	p := c.o.port()
-	group := uint16(1)
-	if len(c.o.NFLOGGroups) > 0 {
-		group = c.o.NFLOGGroups[0]
+	var out []string
+	if !f.stateful {
+		out = []string{"# after the conntrack-active fix above:"}
 	}
 	if f.iptables {
 		target := fmt.Sprintf("NFLOG --nflog-group %d --nflog-threshold 1", group)
 		if kernel {
 			target = `LOG --log-prefix "dns-drop: "`
 		}
-		var out []string
 		for _, tool := range []string{"iptables", "ip6tables"} {
+			if f.stateful {
+				out = append(out, c.o.inNS(fmt.Sprintf(
+					"%s -A INPUT -p udp --sport %d -m state --state ESTABLISHED,RELATED -j ACCEPT", tool, p)))
+			}
 			out = append(out,
-				c.o.inNS(fmt.Sprintf("%s -A INPUT -p udp --sport %d -m state --state ESTABLISHED,RELATED -j ACCEPT", tool, p)),
 				c.o.inNS(fmt.Sprintf("%s -A INPUT -p udp --sport %d -j %s", tool, p, target)),
 				c.o.inNS(fmt.Sprintf("%s -A INPUT -p udp --sport %d -j DROP", tool, p)))
 		}
@@ -372,7 +392,10 @@ func (c *checker) dropFix(f ruleFacts, kernel bool) []string {
 	if kernel {
 		rule = fmt.Sprintf(`nft 'add rule inet filter input udp sport %d log prefix "dns-drop: " drop'`, p)
 	}
-	return append(c.statefulFix(f), c.o.inNS(rule))
+	if f.stateful {
+		out = append(out, c.statefulFix(f)...)
+	}
+	return append(out, c.o.inNS(rule))
 }
 
 func describeLogs(logs []logRule) string {
@@ -428,10 +451,22 @@ func (c *checker) nflogRules() []Result {
 			r.Detail = fmt.Sprintf("no rule logs UDP from port %d to NFLOG group %d; the ruleset logs to %s",
 				c.o.port(), g, groupList(f.groups()))
 			r.Fix = []string{fmt.Sprintf("ctwatch --nflog-group %d", f.groups()[0])}
+		case f.kernelLog():
+			r.Status = Fail
+			r.Detail = fmt.Sprintf("no rule logs UDP from port %d to NFLOG group %d; the ruleset "+
+				"writes kernel LOG lines for them", c.o.port(), g)
+			r.Fix = []string{"ctwatch --kernel-log /dev/kmsg",
+				"# or add an NFLOG rule as drop-rule shows, for precise times and the DNS header"}
+		case g == c.firstGroup():
+			// drop-rule failed too and its fix logs to this group:
+			// repeating four commands would hide that it is one fix.
+			r.Status = Fail
+			r.Detail = fmt.Sprintf("no rule logs UDP from port %d to NFLOG group %d", c.o.port(), g)
+			r.Fix = []string{fmt.Sprintf("# the drop-rule fix above logs to group %d", g)}
 		default:
 			r.Status = Fail
 			r.Detail = fmt.Sprintf("no rule logs UDP from port %d to NFLOG group %d", c.o.port(), g)
-			r.Fix = c.dropFix(f, false)
+			r.Fix = c.dropFix(f, false, g)
 		}
 		out = append(out, r)
 	}
@@ -490,10 +525,20 @@ func (c *checker) kernelLogRule() []Result {
 	case f.kernelLog():
 		r.Status = OK
 		r.Detail = fmt.Sprintf("a rule writes kernel LOG lines for UDP from port %d", c.o.port())
+	case len(f.groups()) > 0:
+		r.Status = Fail
+		r.Detail = fmt.Sprintf("no rule writes kernel LOG lines for UDP from port %d; the ruleset "+
+			"logs them to NFLOG %s", c.o.port(), groupList(f.groups()))
+		r.Fix = []string{fmt.Sprintf("ctwatch --nflog-group %d", f.groups()[0]),
+			"# instead of --kernel-log: NFLOG is the more precise source"}
+	case c.dropFixKernel():
+		r.Status = Fail
+		r.Detail = fmt.Sprintf("no rule writes kernel LOG lines for UDP from port %d", c.o.port())
+		r.Fix = []string{"# the drop-rule fix above writes them"}
 	default:
 		r.Status = Fail
 		r.Detail = fmt.Sprintf("no rule writes kernel LOG lines for UDP from port %d", c.o.port())
-		r.Fix = c.dropFix(f, true)
+		r.Fix = c.dropFix(f, true, 0)
 	}
 	return one(r)
 }

@@ -60,6 +60,16 @@ const goodNFT = `table inet filter {
 }
 `
 
+// noLogNFT tracks flows and drops answers, but logs nothing.
+const noLogNFT = `table inet filter {
+	chain input {
+		type filter hook input priority filter; policy accept;
+		udp sport 53 ct state established,related accept
+		udp sport 53 drop
+	}
+}
+`
+
 // goodSystem is a machine where every check passes: root, conntrack
 // with timestamps and accounting, and a ruleset that logs to group 5 and
 // the kernel log, in a non-initial namespace with nf_log_all_netns=1.
@@ -216,6 +226,30 @@ func TestGaps(t *testing.T) {
 			fix: capFix,
 		},
 		{
+			name: "UDP timeouts unreadable",
+			break_: func(f *fakeSystem) {
+				delete(f.sysctls, "net.netfilter.nf_conntrack_udp_timeout_stream")
+			},
+			check: "udp-timeouts", status: Fail,
+			detail: "cannot read the UDP timeouts",
+			fix:    []string{"modprobe nf_conntrack"},
+		},
+		{
+			name: "NFLOG bind refused",
+			break_: func(f *fakeSystem) {
+				f.bindErr = map[uint16]error{5: fmt.Errorf("bind: %w", unix.EPERM)}
+			},
+			check: "nflog-free 5", status: Fail,
+			detail: "cannot bind NFLOG group 5",
+			fix:    capFix,
+		},
+		{
+			name:   "no nfnetlink_log",
+			break_: func(f *fakeSystem) { f.bindErr = map[uint16]error{5: unix.EPROTONOSUPPORT} },
+			check:  "nflog-free 5", status: Fail,
+			fix: []string{"modprobe nfnetlink_log"},
+		},
+		{
 			name:   "events off",
 			break_: func(f *fakeSystem) { f.sysctls["net.netfilter.nf_conntrack_events"] = "0" },
 			check:  "nf_conntrack_events", status: Fail,
@@ -290,12 +324,74 @@ func TestGaps(t *testing.T) {
 			},
 			check: "drop-rule", status: Fail,
 			fix: []string{
-				"iptables -A INPUT -p udp --sport 5353 -m state --state ESTABLISHED,RELATED -j ACCEPT",
+				"# after the conntrack-active fix above:",
 				"iptables -A INPUT -p udp --sport 5353 -j NFLOG --nflog-group 5 --nflog-threshold 1",
 				"iptables -A INPUT -p udp --sport 5353 -j DROP",
-				"ip6tables -A INPUT -p udp --sport 5353 -m state --state ESTABLISHED,RELATED -j ACCEPT",
 				"ip6tables -A INPUT -p udp --sport 5353 -j NFLOG --nflog-group 5 --nflog-threshold 1",
 				"ip6tables -A INPUT -p udp --sport 5353 -j DROP",
+			},
+		},
+		{
+			name: "nothing logs drops, iptables, stateful",
+			opts: func(o *Options) { o.NetNS = "" },
+			break_: func(f *fakeSystem) {
+				f.rules = Ruleset{NFTErr: ErrToolMissing, IPT: "*filter\n" +
+					"-A INPUT -p udp -m udp --sport 53 -m state --state RELATED,ESTABLISHED -j ACCEPT\n" +
+					"-A INPUT -p udp -m udp --sport 53 -j DROP\nCOMMIT\n"}
+			},
+			check: "drop-rule", status: Fail,
+			detail: "no rule logs UDP packets from port 53: there are no drops to label",
+			fix: []string{
+				"iptables -A INPUT -p udp --sport 53 -m state --state ESTABLISHED,RELATED -j ACCEPT",
+				"iptables -A INPUT -p udp --sport 53 -j NFLOG --nflog-group 5 --nflog-threshold 1",
+				"iptables -A INPUT -p udp --sport 53 -j DROP",
+				"ip6tables -A INPUT -p udp --sport 53 -m state --state ESTABLISHED,RELATED -j ACCEPT",
+				"ip6tables -A INPUT -p udp --sport 53 -j NFLOG --nflog-group 5 --nflog-threshold 1",
+				"ip6tables -A INPUT -p udp --sport 53 -j DROP",
+			},
+		},
+		{
+			name:   "nothing logs drops, kernel log only",
+			opts:   func(o *Options) { o.NFLOGGroups = nil },
+			break_: func(f *fakeSystem) { f.rules.NFT = noLogNFT },
+			check:  "drop-rule", status: Fail,
+			fix: append(slices.Clone(nftSetup),
+				nsExec+`nft 'add rule inet filter input udp sport 53 log prefix "dns-drop: " drop'`),
+		},
+		{
+			name:   "nothing logs drops, kernel log only: kernel-log-rule points up",
+			opts:   func(o *Options) { o.NFLOGGroups = nil },
+			break_: func(f *fakeSystem) { f.rules.NFT = noLogNFT },
+			check:  "kernel-log-rule", status: Fail,
+			detail: "no rule writes kernel LOG lines for UDP from port 53",
+			fix:    []string{"# the drop-rule fix above writes them"},
+		},
+		{
+			name:   "nothing logs drops: nflog-rule points up",
+			break_: func(f *fakeSystem) { f.rules.NFT = noLogNFT },
+			check:  "nflog-rule 5", status: Fail,
+			detail: "no rule logs UDP from port 53 to NFLOG group 5",
+			fix:    []string{"# the drop-rule fix above logs to group 5"},
+		},
+		{
+			name:   "nothing logs drops: second group gets its own rule",
+			opts:   func(o *Options) { o.NFLOGGroups = []uint16{5, 8} },
+			break_: func(f *fakeSystem) { f.rules.NFT = noLogNFT },
+			check:  "nflog-rule 8", status: Fail,
+			fix: append(slices.Clone(nftSetup),
+				nsExec+"nft add rule inet filter input udp sport 53 log group 8 queue-threshold 1 drop"),
+		},
+		{
+			name: "NFLOG asked for, ruleset writes LOG lines",
+			break_: func(f *fakeSystem) {
+				f.rules.NFT = strings.ReplaceAll(goodNFT,
+					"\t\tudp sport 53 counter packets 0 bytes 0 log prefix \"dns-drop: \" group 5 queue-threshold 1 drop\n", "")
+			},
+			check:  "nflog-rule 5", status: Fail,
+			detail: "no rule logs UDP from port 53 to NFLOG group 5; the ruleset writes kernel LOG lines for them",
+			fix: []string{
+				"ctwatch --kernel-log /dev/kmsg",
+				"# or add an NFLOG rule as drop-rule shows, for precise times and the DNS header",
 			},
 		},
 		{
@@ -339,8 +435,11 @@ func TestGaps(t *testing.T) {
 				f.rules.NFT = strings.ReplaceAll(goodNFT, "\t\tudp sport 53 log prefix \"dns-drop: \" drop\n", "")
 			},
 			check: "kernel-log-rule", status: Fail,
-			fix: append(slices.Clone(nftSetup),
-				nsExec+`nft 'add rule inet filter input udp sport 53 log prefix "dns-drop: " drop'`),
+			detail: "no rule writes kernel LOG lines for UDP from port 53; the ruleset logs them to NFLOG group 5",
+			fix: []string{
+				"ctwatch --nflog-group 5",
+				"# instead of --kernel-log: NFLOG is the more precise source",
+			},
 		},
 		{
 			name:   "kmsg restricted",

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/ctwatch/ctwatch/internal/events"
 	"github.com/ctwatch/ctwatch/internal/events/nflog"
@@ -82,31 +83,44 @@ func (h *Host) OwnSysctl(name string) (string, error) {
 
 // Ruleset runs nft and iptables-save inside the namespace; a child forked
 // from a thread inside it starts there.
+//
+// The tools need CAP_NET_ADMIN to list rules. A ctwatch that holds it
+// through a file capability (setcap) would not pass it on to them: exec
+// keeps only ambient capabilities for a program without file
+// capabilities. So the children get CAP_NET_ADMIN as an ambient
+// capability whenever ctwatch has it.
 func (h *Host) Ruleset() Ruleset {
+	var ambient []uintptr
+	if caps, err := h.Capabilities(); err == nil && caps&(1<<capNetAdmin) != 0 {
+		ambient = []uintptr{capNetAdmin}
+	}
 	var rs Ruleset
 	_ = h.ns.Do(func() error {
-		rs.NFT, rs.NFTErr = output("nft", "list", "ruleset")
-		v4, err := output("iptables-save")
+		rs.NFT, rs.NFTErr = output(ambient, "nft", "list", "ruleset")
+		v4, err := output(ambient, "iptables-save")
 		if err != nil {
 			rs.IPTErr = err
 			return nil
 		}
-		v6, err := output("ip6tables-save")
+		v6, err := output(ambient, "ip6tables-save")
 		rs.IPT, rs.IPTErr = v4+v6, err
 		return nil
 	})
 	return rs
 }
 
-// output runs a command and returns its standard output; a failure
-// carries the command's standard error.
-func output(name string, args ...string) (string, error) {
+// output runs a command with the ambient capabilities and returns its
+// standard output; a failure carries the command's standard error.
+func output(ambient []uintptr, name string, args ...string) (string, error) {
 	if _, err := exec.LookPath(name); err != nil {
 		return "", fmt.Errorf("%s: %w", name, ErrToolMissing)
 	}
 	var stderr bytes.Buffer
 	cmd := exec.Command(name, args...)
 	cmd.Stderr = &stderr
+	if len(ambient) > 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{AmbientCaps: ambient}
+	}
 	out, err := cmd.Output()
 	if err != nil {
 		msg := strings.Join(strings.Fields(stderr.String()), " ")

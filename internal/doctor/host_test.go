@@ -225,13 +225,38 @@ func TestHostGaps(t *testing.T) {
 			name:   "no LOG rule for the kernel log",
 			setup:  [][]string{nftStateful},
 			opts:   doctor.Options{KernelLog: "/dev/kmsg"},
-			check:  "kernel-log-rule",
+			check:  "drop-rule",
 			status: doctor.Fail,
 			fix: []string{
 				"ip netns exec NS nft add table inet filter",
 				"ip netns exec NS nft add chain inet filter input '{ type filter hook input priority 0; }'",
 				"ip netns exec NS nft add rule inet filter input udp sport 53 ct state established,related accept",
 				`ip netns exec NS nft 'add rule inet filter input udp sport 53 log prefix "dns-drop: " drop'`,
+			},
+		},
+		{
+			name:   "kernel log asked for, ruleset logs to NFLOG",
+			setup:  [][]string{nftStateful, {"nft", "add rule inet f input udp sport 53 log group 3 drop"}},
+			opts:   doctor.Options{KernelLog: "/dev/kmsg"},
+			check:  "kernel-log-rule",
+			status: doctor.Fail,
+			fix: []string{
+				"ctwatch --nflog-group 3",
+				"# instead of --kernel-log: NFLOG is the more precise source",
+			},
+		},
+		{
+			name:   "nothing logs drops, iptables",
+			setup:  [][]string{{"iptables", "-A", "INPUT", "-p", "udp", "--sport", "53", "-j", "DROP"}},
+			opts:   doctor.Options{NFLOGGroups: []uint16{4}},
+			check:  "drop-rule",
+			status: doctor.Fail,
+			fix: []string{
+				"# after the conntrack-active fix above:",
+				"ip netns exec NS iptables -A INPUT -p udp --sport 53 -j NFLOG --nflog-group 4 --nflog-threshold 1",
+				"ip netns exec NS iptables -A INPUT -p udp --sport 53 -j DROP",
+				"ip netns exec NS ip6tables -A INPUT -p udp --sport 53 -j NFLOG --nflog-group 4 --nflog-threshold 1",
+				"ip netns exec NS ip6tables -A INPUT -p udp --sport 53 -j DROP",
 			},
 		},
 		{
@@ -293,22 +318,39 @@ func TestHostLogAllNetns(t *testing.T) {
 	privtest.RequireCommand(t, "ip")
 	t.Parallel()
 	name := bareNamespace(t)
-	b, err := os.ReadFile("/proc/sys/net/netfilter/nf_log_all_netns")
-	if err != nil {
-		privtest.Unavailable(t, "no nf_log_all_netns sysctl: %v", err)
+	read := func() string {
+		t.Helper()
+		b, err := os.ReadFile("/proc/sys/net/netfilter/nf_log_all_netns")
+		if err != nil {
+			privtest.Unavailable(t, "no nf_log_all_netns sysctl: %v", err)
+		}
+		return strings.TrimSpace(string(b))
 	}
-	rep := runDoctor(t, doctor.Options{NetNS: "/run/netns/" + name, KernelLog: "-"})
-	res := result(t, rep, "nf_log_all_netns")
+	// Labs of other test processes turn the sysctl on and off; a value
+	// that is the same before and after the check is the one it saw.
+	var (
+		value string
+		res   doctor.Result
+	)
+	for range 20 {
+		value = read()
+		rep := runDoctor(t, doctor.Options{NetNS: "/run/netns/" + name, KernelLog: "-"})
+		res = result(t, rep, "nf_log_all_netns")
+		if read() == value {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 	want := doctor.OK
-	if strings.TrimSpace(string(b)) == "0" {
+	if value == "0" {
 		want = doctor.Fail
 	}
 	if res.Status != want {
-		t.Errorf("nf_log_all_netns=%s: status %v (%s), want %v", strings.TrimSpace(string(b)), res.Status, res.Detail, want)
+		t.Errorf("nf_log_all_netns=%s: status %v (%s), want %v", value, res.Status, res.Detail, want)
 	}
 
 	// The initial namespace needs no nf_log_all_netns.
-	rep = runDoctor(t, doctor.Options{KernelLog: "-"})
+	rep := runDoctor(t, doctor.Options{KernelLog: "-"})
 	if res := result(t, rep, "nf_log_all_netns"); res.Status != doctor.OK {
 		t.Errorf("initial namespace: %v: %s", res.Status, res.Detail)
 	}

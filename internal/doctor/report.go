@@ -22,7 +22,11 @@ func (r Report) WriteText(w io.Writer) error {
 		if res.Status == Fail {
 			label = "FAIL"
 		}
-		fmt.Fprintf(&b, "  %-4s  %-*s  %s\n", label, width, res.Check, res.Detail)
+		detail := wrap(res.Detail, max(textWidth-len(indent), 40))
+		fmt.Fprintf(&b, "  %-4s  %-*s  %s\n", label, width, res.Check, detail[0])
+		for _, line := range detail[1:] {
+			fmt.Fprintf(&b, "%s%s\n", indent, line)
+		}
 		for i, line := range res.Fix {
 			lead := "     "
 			if i == 0 {
@@ -43,6 +47,30 @@ func (r Report) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// textWidth is where the text report wraps details. Fix lines are never
+// wrapped: they are commands to copy.
+const textWidth = 100
+
+// wrap splits text into lines of at most width columns at spaces; a word
+// longer than width gets a line of its own.
+func wrap(text string, width int) []string {
+	var (
+		lines []string
+		cur   strings.Builder
+	)
+	for _, word := range strings.Fields(text) {
+		if cur.Len() > 0 && cur.Len()+1+len(word) > width {
+			lines = append(lines, cur.String())
+			cur.Reset()
+		}
+		if cur.Len() > 0 {
+			cur.WriteByte(' ')
+		}
+		cur.WriteString(word)
+	}
+	return append(lines, cur.String())
 }
 
 func plural(n int, one, many string) string {
