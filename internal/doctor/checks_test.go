@@ -387,7 +387,7 @@ func TestGaps(t *testing.T) {
 				f.rules.NFT = strings.ReplaceAll(goodNFT,
 					"\t\tudp sport 53 counter packets 0 bytes 0 log prefix \"dns-drop: \" group 5 queue-threshold 1 drop\n", "")
 			},
-			check:  "nflog-rule 5", status: Fail,
+			check: "nflog-rule 5", status: Fail,
 			detail: "no rule logs UDP from port 53 to NFLOG group 5; the ruleset writes kernel LOG lines for them",
 			fix: []string{
 				"ctwatch --kernel-log /dev/kmsg",
