@@ -174,7 +174,12 @@ func (m Model) footer(w int) []string {
 	if m.help {
 		keys[4] = k("?") + " close help"
 	}
-	return []string{strings.Join(keys, "  ")}
+	line := strings.Join(keys, "  ")
+	if ansi.StringWidth(line) > w {
+		// Narrow: the keys alone; ? explains them.
+		line = strings.Join([]string{k("q"), k("p"), k("c"), k("↑↓"), k("?") + " help"}, " ")
+	}
+	return []string{line}
 }
 
 // wideBody puts counters and servers on the left, the chart and the
@@ -265,8 +270,14 @@ func (m Model) counters(w int, wide bool) []string {
 		out = append(out, st.section.Render("verdicts")+strings.Repeat(" ", 9)+
 			st.dim.Render(fmt.Sprintf("%9s %9s", "total", "now/s")))
 	}
+	// Below 36 columns the columns tighten so that the rates still fit.
+	nameW, totalW, rateW := 15, 11, 9
+	if !wide && w < 36 {
+		nameW, totalW, rateW = 12, 9, 7
+	}
 	row := func(name string, style lipgloss.Style, n uint64, r string) string {
-		return style.Render(fmt.Sprintf("%-15s", name)) + fmt.Sprintf("%11s %9s", count(n), r)
+		return style.Render(fmt.Sprintf("%-*s", nameW, name)) +
+			fmt.Sprintf("%*s %*s", totalW, count(n), rateW, r)
 	}
 	for _, c := range correlate.Classes {
 		r := "–"

@@ -169,7 +169,7 @@ func render(t *testing.T, cfg Config, snaps []Snapshot, w, h int, keys ...string
 // go test ./internal/tui -run Golden -update, never by hand, and review
 // the diff.
 func TestGolden(t *testing.T) {
-	sizes := []struct{ w, h int }{{120, 40}, {60, 24}, {40, 20}}
+	sizes := []struct{ w, h int }{{120, 40}, {80, 24}, {60, 24}, {40, 20}, {30, 16}}
 	for name, f := range fixtures() {
 		for _, sz := range sizes {
 			t.Run(fmt.Sprintf("%s-%dx%d", name, sz.w, sz.h), func(t *testing.T) {
