@@ -193,7 +193,7 @@ func latenessHeatmap(id uint32) cog.Builder[dashboard.Panel] {
 			Value("late packets")).
 		YAxis(heatmap.NewYAxisConfigBuilder().
 			Unit("s").
-			AxisLabel("seconds past expiry")).
+			AxisLabel("seconds past the timeout (0 = expiry)")).
 		Color(heatmap.NewHeatmapColorOptionsBuilder().
 			Mode(heatmap.HeatmapColorModeScheme).
 			Scheme("Oranges").
@@ -266,6 +266,9 @@ sum(increase(ctwatch_late_response_lateness_seconds_count{$sel` + match + `}[$__
 		})).
 		Span(12).
 		Height(10).
+		// The SDK's default footer has a null reducer, which Grafana's
+		// schema (and the SDK's own strict decoder) rejects.
+		Footer(common.NewTableFooterOptionsBuilder().Show(false).Reducer([]string{})).
 		WithTransformation(dashboard.DataTransformerConfig{
 			Id:      "merge",
 			Options: map[string]any{},
