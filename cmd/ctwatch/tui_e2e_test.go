@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,4 +151,86 @@ func TestLiveViewDemo(t *testing.T) {
 			t.Errorf("%s: screen %d, report: ctwatch %d, ground truth %d", c.name, c.screen, c.got, c.truth)
 		}
 	}
+}
+
+// TestOutputTUIWithoutTerminal: asking for the live view with stdout not
+// a terminal is a usage error, found before anything is opened.
+func TestOutputTUIWithoutTerminal(t *testing.T) {
+	for _, args := range [][]string{{"--output=tui"}, {"demo", "--output=tui"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			var stdout, stderr strings.Builder
+			e := env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr}
+			err := e.run(t.Context(), args)
+			if err == nil || exitCode(err) != 2 || !strings.Contains(err.Error(), "needs a terminal") {
+				t.Errorf("run %v = %v (exit %d), want a usage error about the terminal",
+					args, err, exitCode(err))
+			}
+		})
+	}
+}
+
+// TestLogHold: while the view is shown, warnings and errors wait (with
+// their attributes) and lower levels are dropped; release writes the
+// waiting ones in order, and after it records pass straight through.
+func TestLogHold(t *testing.T) {
+	var buf strings.Builder
+	hold := newLogHold(slog.NewTextHandler(&buf, &slog.HandlerOptions{
+		Level:       slog.LevelDebug,
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr { return dropTime(a) },
+	}))
+	log := slog.New(hold)
+	sub := log.With("component", "nflog")
+
+	log.Info("before")
+	hold.hold()
+	log.Info("hidden info")
+	sub.Warn("overflow", "group", 1)
+	log.Error("failed")
+	if got := buf.String(); got != "level=INFO msg=before\n" {
+		t.Errorf("written while held:\n%s", got)
+	}
+	if n := hold.heldCount(); n != 2 {
+		t.Errorf("heldCount = %d, want 2", n)
+	}
+	hold.release()
+	log.Info("after")
+	want := "level=INFO msg=before\n" +
+		"level=WARN msg=overflow component=nflog group=1\n" +
+		"level=ERROR msg=failed\n" +
+		"level=INFO msg=after\n"
+	if got := buf.String(); got != want {
+		t.Errorf("log:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+// TestLogHoldBound: a flood of warnings during the view keeps the first
+// maxHeldLogs and says how many were lost.
+func TestLogHoldBound(t *testing.T) {
+	var buf strings.Builder
+	hold := newLogHold(slog.NewTextHandler(&buf, &slog.HandlerOptions{
+		ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr { return dropTime(a) },
+	}))
+	log := slog.New(hold)
+	hold.hold()
+	for i := range maxHeldLogs + 5 {
+		log.Warn("w", "i", i)
+	}
+	hold.release()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != maxHeldLogs+1 {
+		t.Fatalf("%d lines written, want %d", len(lines), maxHeldLogs+1)
+	}
+	if want := fmt.Sprintf("i=%d", maxHeldLogs-1); !strings.HasSuffix(lines[maxHeldLogs-1], want) {
+		t.Errorf("last held line %q, want it to end in %s", lines[maxHeldLogs-1], want)
+	}
+	if got := lines[maxHeldLogs]; !strings.Contains(got, "lost=5") {
+		t.Errorf("closing line %q does not count the 5 lost", got)
+	}
+}
+
+func dropTime(a slog.Attr) slog.Attr {
+	if a.Key == slog.TimeKey {
+		return slog.Attr{}
+	}
+	return a
 }
