@@ -113,12 +113,22 @@ type Sample struct {
 
 // Query evaluates an instant PromQL query now.
 func (s *Server) Query(ctx context.Context, q string) ([]Sample, error) {
-	u := s.URL + "/api/v1/query?query=" + url.QueryEscape(q)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
+	return s.query(ctx, q, time.Time{})
+}
+
+// QueryAt evaluates an instant PromQL query at time at. Tests use it to
+// look at a moment when the target was still up: once a target is gone,
+// Prometheus marks its series stale and a query now returns nothing.
+func (s *Server) QueryAt(ctx context.Context, q string, at time.Time) ([]Sample, error) {
+	return s.query(ctx, q, at)
+}
+
+func (s *Server) query(ctx context.Context, q string, at time.Time) ([]Sample, error) {
+	params := url.Values{"query": {q}}
+	if !at.IsZero() {
+		params.Set("time", strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64))
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := s.get(ctx, "/api/v1/query?"+params.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("query %q: %w", q, err)
 	}
@@ -151,6 +161,65 @@ func (s *Server) Query(ctx context.Context, q string) ([]Sample, error) {
 			return nil, fmt.Errorf("query %q: value %v: %w", q, r.Value[1], err)
 		}
 		out = append(out, Sample{Metric: r.Metric, Value: v})
+	}
+	return out, nil
+}
+
+func (s *Server) get(ctx context.Context, path string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.URL+path, nil)
+	if err != nil {
+		return nil, err
+	}
+	return http.DefaultClient.Do(req)
+}
+
+// Rule is the evaluation state of one recording or alerting rule.
+type Rule struct {
+	Group string
+	Name  string
+	Type  string // "recording" or "alerting"
+	// Health is "ok", "err" or "unknown" (not yet evaluated).
+	Health    string
+	LastError string
+	// State is an alert's state: inactive, pending or firing.
+	State string
+}
+
+// Rules returns the state of every rule Prometheus has loaded.
+func (s *Server) Rules(ctx context.Context) ([]Rule, error) {
+	resp, err := s.get(ctx, "/api/v1/rules")
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Status string `json:"status"`
+		Error  string `json:"error"`
+		Data   struct {
+			Groups []struct {
+				Name  string `json:"name"`
+				Rules []struct {
+					Name      string `json:"name"`
+					Type      string `json:"type"`
+					Health    string `json:"health"`
+					LastError string `json:"lastError"`
+					State     string `json:"state"`
+				} `json:"rules"`
+			} `json:"groups"`
+		} `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return nil, fmt.Errorf("rules: decode: %w", err)
+	}
+	if body.Status != "success" {
+		return nil, fmt.Errorf("rules: %s", body.Error)
+	}
+	var out []Rule
+	for _, g := range body.Data.Groups {
+		for _, r := range g.Rules {
+			out = append(out, Rule{Group: g.Name, Name: r.Name, Type: r.Type,
+				Health: r.Health, LastError: r.LastError, State: r.State})
+		}
 	}
 	return out, nil
 }
