@@ -85,6 +85,9 @@ func TestUnitHardening(t *testing.T) {
 		{"ExecStart", "/usr/bin/ctwatch $CTWATCH_ARGS"},
 		{"EnvironmentFile", "-/etc/default/ctwatch"},
 		{"DynamicUser", "yes"},
+		// The package's /usr/bin/ctwatch is executable by this group
+		// only.
+		{"SupplementaryGroups", "ctwatch"},
 		{"CapabilityBoundingSet", "CAP_NET_ADMIN"},
 		{"AmbientCapabilities", "CAP_NET_ADMIN"},
 		{"NoNewPrivileges", "yes"},
