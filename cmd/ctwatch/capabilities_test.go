@@ -54,7 +54,8 @@ func buildForNobody(t *testing.T) string {
 // asNetAdmin returns the command line that runs argv inside the network
 // namespace ns as uid and gid 65534 with no supplementary groups and
 // CAP_NET_ADMIN as its only capability: ambient, so that it survives
-// exec, and the only one left in the bounding set.
+// exec, and the only one left in the bounding set. argv may start with
+// more setpriv options.
 func asNetAdmin(ns string, argv ...string) []string {
 	return append([]string{"ip", "netns", "exec", ns, "setpriv",
 		"--reuid=" + nobody, "--regid=" + nobody, "--clear-groups",
@@ -120,6 +121,11 @@ func TestDoctorNetAdminOnly(t *testing.T) {
 			}{
 				{"ambient", asNetAdmin(ns, bin, "doctor", "--nflog-group", fmt.Sprint(capsGroup))},
 				{"file capability", asNobody(ns, fileCap, "doctor", "--nflog-group", fmt.Sprint(capsGroup))},
+				// The packaged unit: AmbientCapabilities and
+				// NoNewPrivileges, running a binary the package gave
+				// a file capability.
+				{"ambient, no_new_privs, file capability", asNetAdmin(ns, "--no-new-privs",
+					fileCap, "doctor", "--nflog-group", fmt.Sprint(capsGroup))},
 			} {
 				cmd := exec.CommandContext(ctx, tc.argv[0], tc.argv[1:]...)
 				cmd.Dir = "/"
@@ -323,4 +329,28 @@ func decodeVerdicts(t *testing.T, jsonLines []byte) []correlate.Verdict {
 		out = append(out, v)
 	}
 	return out
+}
+
+// TestWatchWithoutNetAdmin is the control for TestWatchNetAdminOnly: the
+// same command line without the capability fails at once, saying why.
+func TestWatchWithoutNetAdmin(t *testing.T) {
+	privtest.RequireRoot(t)
+	privtest.RequireCommand(t, "ip", "nft", "setpriv")
+	t.Parallel()
+	bin := buildForNobody(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l := startCapsLab(t, ctx, lab.NFTables)
+
+	argv := asNobody(filepath.Base(l.Resolver().Path), bin,
+		"--nflog-group", fmt.Sprint(capsGroup), "--output", "json", "--web.disable")
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = "/"
+	out, err := cmd.CombinedOutput()
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("ctwatch without CAP_NET_ADMIN: err %v, ctx %v, want a failure\n%s", err, ctx.Err(), out)
+	}
+	if !strings.Contains(strings.ToLower(string(out)), "operation not permitted") {
+		t.Errorf("ctwatch without CAP_NET_ADMIN does not say it lacks a permission:\n%s", out)
+	}
 }
