@@ -234,16 +234,30 @@ func benchOnce(b *testing.B, udp, tcp int, noFilter bool, d time.Duration) {
 	}
 	b.ReportMetric(float64(res.UDP)/res.Elapsed.Seconds(), "udp-flows/s")
 	b.ReportMetric(float64(watched)/res.Elapsed.Seconds(), "events/s")
+	b.ReportMetric(res.Elapsed.Seconds(), "load-s")
+	b.ReportMetric(float64(watched), "ctwatch-events")
 	b.ReportMetric(float64(rep.Events.Overflows), "overflows")
+	if rep.Events.KernelDropsKnown {
+		b.ReportMetric(float64(rep.Events.KernelDrops), "kernel-drops")
+	}
 	b.ReportMetric(perM(folCPU, watched), "ctwatch-cpu-s/Mevents")
 	b.ReportMetric(float64(shown), "conntrack-events")
 	b.ReportMetric(perM(ctCPU, shown), "conntrack-cpu-s/Mevents")
+	// 1 when conntrack -E reported ENOBUFS: it lost events on this load.
+	b.ReportMetric(boolMetric(ctLost), "conntrack-enobufs")
 	b.Logf("sent udp=%d tcp=%d in %v; ctwatch events=%d (new %d, destroy %d, ignored %d) overflows=%d cpu=%v; conntrack -E events=%d lost=%v cpu=%v",
 		res.UDP, res.TCP, res.Elapsed.Round(time.Millisecond), watched, rep.Events.New, rep.Events.Destroy, rep.Events.Ignored,
 		rep.Events.Overflows, folCPU, shown, ctLost, ctCPU)
 	if rep.Events.Overflows == 0 && rep.Events.New != res.UDP {
 		b.Errorf("follower saw %d NEW events for %d flows without reporting loss", rep.Events.New, res.UDP)
 	}
+}
+
+func boolMetric(v bool) float64 {
+	if v {
+		return 1
+	}
+	return 0
 }
 
 func envInt(name string, def int) int {
