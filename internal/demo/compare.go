@@ -33,10 +33,15 @@ type Report struct {
 	// Ambiguous counts packets left out because they were sent too close
 	// to an expiry for the truth to be certain.
 	Ambiguous int
-	// MaxLatenessError is the largest |ctwatch lateness - true lateness|
-	// over late packets both agree on; LatenessSamples how many.
-	MaxLatenessError time.Duration
-	LatenessSamples  int
+	// MaxLatenessError is the largest distance of ctwatch's lateness
+	// from the true lateness over late packets both agree on;
+	// LatenessSamples how many. The lab knows the true lateness only to
+	// within its send windows (see lab.AnswerTruth.LatenessLow), so the
+	// distance is taken to that interval; MaxTruthUncertainty is the
+	// widest such interval, which a busy machine widens.
+	MaxLatenessError    time.Duration
+	LatenessSamples     int
+	MaxTruthUncertainty time.Duration
 }
 
 // Mismatch is one packet whose verdict differs from the truth.
@@ -62,7 +67,9 @@ type expected struct {
 	alias    events.Tuple // another tuple the drop may carry (after de-NAT)
 	class    string       // as ctwatch names it, with /answered or /unanswered
 	lateness time.Duration
-	used     bool
+	// low and high bound the true lateness.
+	low, high time.Duration
+	used      bool
 }
 
 func label(class correlate.Class, answered bool) string {
@@ -92,7 +99,8 @@ func Compare(t lab.Truth, verdicts []correlate.Verdict) *Report {
 		if a.Expect == lab.Late {
 			cls = correlate.Late
 		}
-		e := &expected{tuple: a.Reply, sent: a.Sent, class: label(cls, a.SeenReply), lateness: a.Lateness}
+		e := &expected{tuple: a.Reply, sent: a.Sent, class: label(cls, a.SeenReply),
+			lateness: a.Lateness, low: a.LatenessLow, high: a.LatenessHigh}
 		if cls == correlate.Tracked {
 			// While the entry lives the kernel undoes SNAT before the
 			// input hook, so the drop carries the original tuple.
@@ -140,7 +148,8 @@ func Compare(t lab.Truth, verdicts []correlate.Verdict) *Report {
 		r.Agree++
 		if v.Class == correlate.Late {
 			r.LatenessSamples++
-			r.MaxLatenessError = max(r.MaxLatenessError, absDur(v.Lateness-best.lateness))
+			r.MaxLatenessError = max(r.MaxLatenessError, distance(v.Lateness, best.low, best.high))
+			r.MaxTruthUncertainty = max(r.MaxTruthUncertainty, best.high-best.low)
 		}
 	}
 	for _, e := range want {
@@ -186,8 +195,10 @@ func (r *Report) Print(w io.Writer) {
 	}
 	fmt.Fprintln(w, ".")
 	if r.LatenessSamples > 0 {
-		fmt.Fprintf(w, "lateness: largest error %v over %d late answers.\n",
-			r.MaxLatenessError.Round(10*time.Microsecond), r.LatenessSamples)
+		fmt.Fprintf(w, "lateness: largest error %v over %d late answers "+
+			"(ground truth known to within %v).\n",
+			r.MaxLatenessError.Round(10*time.Microsecond), r.LatenessSamples,
+			r.MaxTruthUncertainty.Round(10*time.Microsecond))
 	}
 	for _, m := range r.Mismatches {
 		fmt.Fprintf(w, "MISMATCH %s sent %s: truth %s, ctwatch %s %s (flow %d, age %v)\n",
@@ -208,4 +219,15 @@ func sum(m map[string]int) int {
 		n += v
 	}
 	return n
+}
+
+// distance is how far d lies outside [low, high]; zero inside it.
+func distance(d, low, high time.Duration) time.Duration {
+	switch {
+	case d < low:
+		return low - d
+	case d > high:
+		return d - high
+	}
+	return 0
 }

@@ -58,6 +58,7 @@ type query struct {
 	done    chan struct{} // closed when the resolver stops reading
 
 	sent     time.Time         // right before the resolver's send
+	sendDone time.Time         // right after it; zero until then
 	seen     bool              // the upstream received the query
 	reply    events.Tuple      // as the upstream saw it: answers' tuple
 	sends    []answerSend      // answers sent, in order
@@ -169,6 +170,9 @@ func (l *Lab) Query(ctx context.Context, spec QuerySpec) (*QueryHandle, error) {
 		l.wg.Done()
 		return nil, fmt.Errorf("query %d: send: %w", q.id, err)
 	}
+	l.mu.Lock()
+	q.sendDone = time.Now()
+	l.mu.Unlock()
 
 	last := time.Duration(0)
 	for _, a := range spec.Answers {

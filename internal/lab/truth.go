@@ -90,6 +90,12 @@ type AnswerTruth struct {
 	Expiry time.Time
 	// Lateness is Sent - Expiry for Late answers, zero otherwise.
 	Lateness time.Duration
+	// LatenessLow and LatenessHigh bound the real lateness of a Late
+	// answer. The lab stamps each packet right before and right after
+	// its send call; on a busy machine the thread can be preempted in
+	// between, so the packet left at some instant in that window, and
+	// the expiry moved with the window of the packet that set it.
+	LatenessLow, LatenessHigh time.Duration
 	// Answered: an earlier answer of the flow had been accepted (for a
 	// late one, "answered" rather than "unanswered").
 	Answered bool
@@ -152,6 +158,8 @@ func (l *Lab) Truth() Truth {
 			}
 			if v.class == Late {
 				a.Lateness = s.start.Sub(v.expiry)
+				a.LatenessLow = a.Lateness - sendWindow(q, i)
+				a.LatenessHigh = s.end.Sub(v.expiry)
 			}
 			t.Answers = append(t.Answers, a)
 		}
@@ -167,4 +175,19 @@ func isClosed(ch <-chan struct{}) bool {
 	default:
 		return false
 	}
+}
+
+// sendWindow is the widest send window (right after minus right before
+// the send call) among the packets of q before answer i: the query and
+// the answers sent earlier. Any of them may have set the expiry of the
+// flow answer i found, so the expiry is known only to within it.
+func sendWindow(q *query, i int) time.Duration {
+	var w time.Duration
+	if !q.sendDone.IsZero() {
+		w = q.sendDone.Sub(q.sent)
+	}
+	for _, s := range q.sends[:i] {
+		w = max(w, s.end.Sub(s.start))
+	}
+	return w
 }
