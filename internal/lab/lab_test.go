@@ -331,7 +331,22 @@ func TestNetnsDo(t *testing.T) {
 		}
 		return fi.Sys().(*syscall.Stat_t).Ino
 	}
-	home := inode("/proc/self/ns/net")
+	// /proc/self is the main thread, which another parallel test's Do
+	// may be holding in a lab namespace at this moment; a thread locked
+	// to this goroutine, which Do never touched, is in the process's own.
+	threadNetns := func() (uint64, error) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		fi, err := os.Stat("/proc/thread-self/ns/net")
+		if err != nil {
+			return 0, err
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino, nil
+	}
+	home, err := threadNetns()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, ns := range []*Netns{l.Resolver(), l.Upstream(), l.Outside()} {
 		var inside uint64
 		err := ns.Do(func() error {
@@ -349,8 +364,27 @@ func TestNetnsDo(t *testing.T) {
 			t.Errorf("Do in %s ran in netns inode %d, want %d", ns.Name, inside, want)
 		}
 	}
-	if got := inode("/proc/self/ns/net"); got != home {
-		t.Errorf("process netns changed: inode %d, want %d", got, home)
+	// Do hands its thread back only after leaving the namespace: every
+	// thread a goroutine can be scheduled on is in the process's own.
+	type result struct {
+		ino uint64
+		err error
+	}
+	got := make(chan result, 64)
+	for range cap(got) {
+		go func() {
+			ino, err := threadNetns()
+			got <- result{ino, err}
+		}()
+	}
+	for range cap(got) {
+		r := <-got
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if r.ino != home {
+			t.Errorf("a thread was left in netns inode %d, want %d", r.ino, home)
+		}
 	}
 
 	want := errors.New("from fn")
