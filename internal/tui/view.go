@@ -235,6 +235,10 @@ func (m Model) narrowBody(w, avail int) []string {
 		chartN = min(chartWant, rest)
 		rest -= chartN
 	}
+	// A narrow chart merges buckets and may use fewer rows than it was
+	// given; the lists get the rest.
+	chart := m.chart(w, chartN)
+	rest += chartN - len(chart)
 	if more := min(serversWant-serversN, rest); serversN > 0 && more > 0 {
 		serversN += more
 		rest -= more
@@ -245,7 +249,7 @@ func (m Model) narrowBody(w, avail int) []string {
 	}
 
 	// Blank lines between sections when there is room for them.
-	sections := [][]string{counters, m.chart(w, chartN), rec, m.servers(w, serversN), m.recent(w, recentN)}
+	sections := [][]string{counters, chart, rec, m.servers(w, serversN), m.recent(w, recentN)}
 	var body []string
 	for _, s := range sections {
 		if len(s) == 0 {
