@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ctwatch/ctwatch/internal/privtest"
 )
 
 // BenchmarkParseLine parses every physical line of the corpus (all
@@ -142,9 +144,7 @@ func writeLoad(tb testing.TB, path string, n int) (dns int) {
 // substrings, so it also counts ICMP errors that quote a DNS packet; the
 // dns-records and grep-matches metrics show the difference.
 func BenchmarkVersusGrep(b *testing.B) {
-	if _, err := exec.LookPath("grep"); err != nil {
-		b.Skip("no grep")
-	}
+	privtest.RequireCommand(b, "grep")
 	const n = 1_000_000
 	path := filepath.Join(b.TempDir(), "kern.log")
 	want := writeLoad(b, path, n)
