@@ -46,8 +46,8 @@ func scrapedNames(t *testing.T) map[string]bool {
 				WarmUpComplete: true}
 		},
 		IgnoredDrops: func() map[string]uint64 { return map[string]uint64{"nflog": 1} },
-		UDPTimeouts: func() (metrics.UDPTimeouts, error) {
-			return metrics.UDPTimeouts{Timeout: 30 * time.Second,
+		UDPTimeouts: func() (events.UDPTimeouts, error) {
+			return events.UDPTimeouts{Timeout: 30 * time.Second,
 				StreamTimeout: 120 * time.Second}, nil
 		},
 	})

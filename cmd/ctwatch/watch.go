@@ -249,16 +249,13 @@ func (e env) runView(ctx context.Context, w *watchFlags, p *watch.Pipeline, opts
 		Port:      w.udpPort,
 		// The pipeline's start is moved back by a horizon when there is
 		// no warm-up (the demo); the uptime counts from here.
-		Started:   time.Now(),
-		WarmUpEnd: p.Started().Add(p.Horizon()),
-		NoColor:   noColor(),
-		Status:    func() tui.Status { return viewStatus(opts, o.logs) },
-		UDPTimeouts: func() (tui.Timeouts, error) {
-			t, err := opts.UDPTimeouts()
-			return tui.Timeouts{UDP: t.Timeout, Stream: t.StreamTimeout}, err
-		},
-		Done:     done,
-		DoneNote: o.doneNote,
+		Started:     time.Now(),
+		WarmUpEnd:   p.Started().Add(p.Horizon()),
+		NoColor:     noColor(),
+		Status:      func() tui.Status { return viewStatus(opts, o.logs) },
+		UDPTimeouts: opts.UDPTimeouts,
+		Done:        done,
+		DoneNote:    o.doneNote,
 	}
 	keys, closeKeys := keyInput(e.stdin, w.kernelLog == watch.KernelLogStdin)
 	defer closeKeys()

@@ -22,10 +22,19 @@ type KernelSettings struct {
 	// Events (nf_conntrack_events): 0 off, 1 always, 2 (default) only for
 	// flows created while a listener exists.
 	Events int
-	// UDPTimeout and UDPStreamTimeout are nf_conntrack_udp_timeout and
-	// nf_conntrack_udp_timeout_stream.
-	UDPTimeout       time.Duration
-	UDPStreamTimeout time.Duration
+	// UDP holds the UDP timeouts.
+	UDP UDPTimeouts
+}
+
+// UDPTimeouts are the kernel's UDP conntrack timeouts.
+type UDPTimeouts struct {
+	// Timeout is nf_conntrack_udp_timeout: the lifetime of a UDP flow,
+	// renewed by each packet, until it becomes a stream. A single DNS
+	// exchange never does, so this is the one late answers run into.
+	Timeout time.Duration
+	// StreamTimeout is nf_conntrack_udp_timeout_stream, which applies
+	// once traffic has been seen both ways for more than two seconds.
+	StreamTimeout time.Duration
 }
 
 // ErrNoConntrack is returned when the conntrack sysctls do not exist: the
@@ -59,9 +68,46 @@ func ReadKernelSettings(procRoot string) (KernelSettings, error) {
 	s.Timestamp = readInt("nf_conntrack_timestamp") != 0
 	s.Accounting = readInt("nf_conntrack_acct") != 0
 	s.Events = readInt("nf_conntrack_events")
-	s.UDPTimeout = time.Duration(readInt("nf_conntrack_udp_timeout")) * time.Second
-	s.UDPStreamTimeout = time.Duration(readInt("nf_conntrack_udp_timeout_stream")) * time.Second
+	var err error
+	s.UDP, err = ReadUDPTimeouts(procRoot)
+	errs = append(errs, err)
 	return s, errors.Join(errs...)
+}
+
+// ReadUDPTimeouts reads both UDP timeouts from
+// procRoot/sys/net/netfilter, for the network namespace of the calling
+// thread. Errors wrap ErrNoConntrack and the *os.PathError of the read
+// when nf_conntrack is not loaded, or the parse error of a bad value.
+func ReadUDPTimeouts(procRoot string) (UDPTimeouts, error) {
+	dir := filepath.Join(procRoot, "sys/net/netfilter")
+	timeout, err := readSeconds(dir, "nf_conntrack_udp_timeout")
+	if err != nil {
+		return UDPTimeouts{}, err
+	}
+	stream, err := readSeconds(dir, "nf_conntrack_udp_timeout_stream")
+	if err != nil {
+		return UDPTimeouts{}, err
+	}
+	return UDPTimeouts{Timeout: timeout, StreamTimeout: stream}, nil
+}
+
+// readSeconds reads a sysctl holding a whole number of seconds.
+func readSeconds(dir, name string) (time.Duration, error) {
+	b, err := os.ReadFile(filepath.Join(dir, name))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, fmt.Errorf("%w: %w", ErrNoConntrack, err)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", name, err)
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("parse %s: %w", name, err)
+	}
+	if n < 0 {
+		return 0, fmt.Errorf("parse %s: negative timeout %d", name, n)
+	}
+	return time.Duration(n) * time.Second, nil
 }
 
 // Precision describes, in one sentence for the start-up log, what the

@@ -54,8 +54,8 @@ type Options struct {
 	// The sysctls are per network namespace, and a file under /proc/sys
 	// shows the namespace of the thread that opens it: when ctwatch watches
 	// another namespace, pass a reader that reads there. Nil means
-	// ReadUDPTimeouts(ProcRoot) in the current namespace.
-	UDPTimeouts func() (UDPTimeouts, error)
+	// events.ReadUDPTimeouts(ProcRoot) in the current namespace.
+	UDPTimeouts func() (events.UDPTimeouts, error)
 	// ProcRoot is where the default UDPTimeouts reader finds
 	// sys/net/netfilter; "" means "/proc". Tests point it at a fake tree.
 	ProcRoot string

@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -472,11 +471,11 @@ func TestUDPTimeoutReadErrors(t *testing.T) {
 	fail := true
 	reg := prometheus.NewPedanticRegistry()
 	_, err := New(reg, Options{
-		UDPTimeouts: func() (UDPTimeouts, error) {
+		UDPTimeouts: func() (events.UDPTimeouts, error) {
 			if fail {
-				return UDPTimeouts{}, errors.New("no conntrack here")
+				return events.UDPTimeouts{}, errors.New("no conntrack here")
 			}
-			return UDPTimeouts{Timeout: 10 * time.Second, StreamTimeout: 60 * time.Second}, nil
+			return events.UDPTimeouts{Timeout: 10 * time.Second, StreamTimeout: 60 * time.Second}, nil
 		},
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 	})
@@ -506,41 +505,6 @@ func TestUDPTimeoutReadErrors(t *testing.T) {
 	if !strings.Contains(logs.String(), "readable again") {
 		t.Errorf("recovery not logged:\n%s", logs.String())
 	}
-}
-
-func TestReadUDPTimeouts(t *testing.T) {
-	tests := []struct {
-		name        string
-		udp, stream string
-		want        UDPTimeouts
-		wantErr     bool
-	}{
-		{name: "defaults", udp: "30\n", stream: "120\n",
-			want: UDPTimeouts{Timeout: 30 * time.Second, StreamTimeout: 120 * time.Second}},
-		{name: "no newline", udp: "5", stream: "7",
-			want: UDPTimeouts{Timeout: 5 * time.Second, StreamTimeout: 7 * time.Second}},
-		{name: "garbage", udp: "thirty", stream: "120", wantErr: true},
-		{name: "negative", udp: "30", stream: "-1", wantErr: true},
-		{name: "empty", udp: "", stream: "120", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := ReadUDPTimeouts(fakeProc(t, tt.udp, tt.stream))
-			if (err != nil) != tt.wantErr {
-				t.Fatalf("err = %v, want error %v", err, tt.wantErr)
-			}
-			if got != tt.want {
-				t.Errorf("got %+v, want %+v", got, tt.want)
-			}
-		})
-	}
-
-	t.Run("missing", func(t *testing.T) {
-		_, err := ReadUDPTimeouts(t.TempDir())
-		if !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("err = %v, want one wrapping os.ErrNotExist", err)
-		}
-	})
 }
 
 func TestProcessCollectors(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ctwatch/ctwatch/internal/events"
 )
 
 // ConntrackStats are the conntrack follower's running totals. Counters are
@@ -125,7 +127,7 @@ func newSourceCollector(defs map[string]def, opts Options) *sourceCollector {
 		if root == "" {
 			root = "/proc"
 		}
-		opts.UDPTimeouts = func() (UDPTimeouts, error) { return ReadUDPTimeouts(root) }
+		opts.UDPTimeouts = func() (events.UDPTimeouts, error) { return events.ReadUDPTimeouts(root) }
 	}
 	log := opts.Logger
 	if log == nil {

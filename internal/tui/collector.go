@@ -83,7 +83,7 @@ type Snapshot struct {
 	Status Status
 	// Timeouts are the UDP conntrack timeouts; TimeoutsErr is set when
 	// they could not be read.
-	Timeouts    Timeouts
+	Timeouts    events.UDPTimeouts
 	TimeoutsErr error
 }
 
@@ -107,12 +107,6 @@ type Status struct {
 type SourceHealth struct {
 	Name string
 	Up   bool
-}
-
-// Timeouts are the UDP conntrack timeouts of the watched namespace:
-// nf_conntrack_udp_timeout and nf_conntrack_udp_timeout_stream.
-type Timeouts struct {
-	UDP, Stream time.Duration
 }
 
 // Collector is a watch.Observer that aggregates what the view shows. The

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ctwatch/ctwatch/internal/events"
 )
 
 // dist builds a lateness distribution: n answers at each lateness given.
@@ -171,7 +173,7 @@ func TestQuantileEdges(t *testing.T) {
 // TestRecommendationOnScreen checks that the view says the advice and
 // marks the quantile's bucket in the chart.
 func TestRecommendationOnScreen(t *testing.T) {
-	snap := Snapshot{Taken: t0, Timeouts: Timeouts{UDP: 30 * time.Second, Stream: 120 * time.Second}}
+	snap := Snapshot{Taken: t0, Timeouts: events.UDPTimeouts{Timeout: 30 * time.Second, StreamTimeout: 120 * time.Second}}
 	snap.Lateness = *dist(part{99, 1500 * time.Millisecond}, part{1, 40 * time.Second})
 	snap.Classes[0] = 100
 	got := render(t, Config{NoColor: true, Location: time.UTC}, []Snapshot{snap}, 120, 40)

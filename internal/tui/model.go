@@ -13,6 +13,8 @@ import (
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+
+	"github.com/ctwatch/ctwatch/internal/events"
 )
 
 // Refresh bounds: the view redraws one to four times a second.
@@ -50,7 +52,7 @@ type Config struct {
 	Status func() Status
 	// UDPTimeouts reads the UDP conntrack timeouts of the watched
 	// namespace at each tick; nil shows them as unknown.
-	UDPTimeouts func() (Timeouts, error)
+	UDPTimeouts func() (events.UDPTimeouts, error)
 	// Done, when closed, says that no more data will come (the demo's
 	// traffic has ended and its pipeline has stopped): the view takes a
 	// last snapshot, stops refreshing and shows DoneNote until the user

@@ -343,7 +343,7 @@ func (m Model) classDetails(c correlate.Class) []detail {
 func (m Model) recommendation() Recommendation {
 	var current time.Duration
 	if m.snap.TimeoutsErr == nil {
-		current = m.snap.Timeouts.UDP
+		current = m.snap.Timeouts.Timeout
 	}
 	return Recommend(&m.snap.Lateness, current, RecommendQuantile)
 }
@@ -382,11 +382,11 @@ func (m Model) chart(w, maxLines int) []string {
 	switch {
 	case s.TimeoutsErr != nil:
 		timeouts = []string{" (UDP timeouts unknown)", " (timeouts unknown)"}
-	case s.Timeouts.UDP > 0:
+	case s.Timeouts.Timeout > 0:
 		timeouts = []string{
-			fmt.Sprintf(" (udp timeout %s, stream %s)", seconds(s.Timeouts.UDP), seconds(s.Timeouts.Stream)),
-			fmt.Sprintf(" (timeout %s, stream %s)", seconds(s.Timeouts.UDP), seconds(s.Timeouts.Stream)),
-			fmt.Sprintf(" (timeout %s)", seconds(s.Timeouts.UDP)),
+			fmt.Sprintf(" (udp timeout %s, stream %s)", seconds(s.Timeouts.Timeout), seconds(s.Timeouts.StreamTimeout)),
+			fmt.Sprintf(" (timeout %s, stream %s)", seconds(s.Timeouts.Timeout), seconds(s.Timeouts.StreamTimeout)),
+			fmt.Sprintf(" (timeout %s)", seconds(s.Timeouts.Timeout)),
 		}
 	}
 	title := "lateness after expiry"
@@ -410,8 +410,8 @@ func (m Model) chart(w, maxLines int) []string {
 		i := chartBucket(q - time.Nanosecond)
 		marks[i] = append(marks[i], fmt.Sprintf("%g%% below %s", RecommendQuantile*100, seconds(q)))
 	}
-	if t := s.Timeouts; s.TimeoutsErr == nil && t.UDP > 0 && t.Stream > t.UDP {
-		i := chartBucket(t.Stream - t.UDP)
+	if t := s.Timeouts; s.TimeoutsErr == nil && t.Timeout > 0 && t.StreamTimeout > t.Timeout {
+		i := chartBucket(t.StreamTimeout - t.Timeout)
 		marks[i] = append(marks[i], "stream timeout")
 	}
 

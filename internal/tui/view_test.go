@@ -127,7 +127,7 @@ func fixtures() map[string]struct {
 			EventsLost:      12,
 			EventsLostKnown: true,
 		}
-		s.Timeouts = Timeouts{UDP: 30 * time.Second, Stream: 120 * time.Second}
+		s.Timeouts = events.UDPTimeouts{Timeout: 30 * time.Second, StreamTimeout: 120 * time.Second}
 	}
 
 	startCfg := Config{

@@ -26,9 +26,9 @@ func (p *Pipeline) MetricSources(opts *metrics.Options) {
 	if p.klog != nil {
 		opts.KernelLog = p.kernelLogStats
 	}
-	opts.UDPTimeouts = func() (t metrics.UDPTimeouts, err error) {
+	opts.UDPTimeouts = func() (t events.UDPTimeouts, err error) {
 		err = p.cfg.NetNS.Do(func() error {
-			t, err = metrics.ReadUDPTimeouts("/proc")
+			t, err = events.ReadUDPTimeouts("/proc")
 			return err
 		})
 		return t, err

@@ -133,16 +133,16 @@ func New(cfg Config) (*Pipeline, error) {
 	}
 	p.log.Info("conntrack settings",
 		"timestamp", p.settings.Timestamp, "acct", p.settings.Accounting,
-		"events", p.settings.Events, "udp_timeout", p.settings.UDPTimeout,
-		"udp_timeout_stream", p.settings.UDPStreamTimeout,
+		"events", p.settings.Events, "udp_timeout", p.settings.UDP.Timeout,
+		"udp_timeout_stream", p.settings.UDP.StreamTimeout,
 		"precision", p.settings.Precision())
 
 	cc := cfg.Correlate
 	if cc.UDPTimeout == 0 {
-		cc.UDPTimeout = p.settings.UDPTimeout
+		cc.UDPTimeout = p.settings.UDP.Timeout
 	}
 	if cc.StreamTimeout == 0 {
-		cc.StreamTimeout = p.settings.UDPStreamTimeout
+		cc.StreamTimeout = p.settings.UDP.StreamTimeout
 	}
 	cc.Emit = p.emit
 	cc.OnAnswer = func(a correlate.Answer) {
