@@ -21,6 +21,7 @@ import (
 	"github.com/ctwatch/ctwatch/internal/demo"
 	"github.com/ctwatch/ctwatch/internal/events"
 	"github.com/ctwatch/ctwatch/internal/lab"
+	"github.com/ctwatch/ctwatch/internal/lab/labtest"
 	"github.com/ctwatch/ctwatch/internal/output"
 	"github.com/ctwatch/ctwatch/internal/privtest"
 )
@@ -73,23 +74,14 @@ func asNobody(ns string, argv ...string) []string {
 	}, argv...)
 }
 
-func startCapsLab(t *testing.T, ctx context.Context, fw lab.Firewall) *lab.Lab {
+func startCapsLab(t *testing.T, fw lab.Firewall) *lab.Lab {
 	t.Helper()
-	l, err := lab.Start(ctx, lab.Config{
+	return labtest.Start(t, lab.Config{
 		Firewall:   fw,
 		NFLOGGroup: capsGroup,
 		Timestamps: true,
 		Accounting: true,
 	})
-	if err != nil {
-		t.Fatalf("lab: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("lab close: %v", err)
-		}
-	})
-	return l
 }
 
 // TestDoctorNetAdminOnly runs `ctwatch doctor` in a lab's resolver
@@ -114,7 +106,7 @@ func TestDoctorNetAdminOnly(t *testing.T) {
 		t.Run(string(fw), func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			ns := filepath.Base(startCapsLab(t, ctx, fw).Resolver().Path)
+			ns := filepath.Base(startCapsLab(t, fw).Resolver().Path)
 			for _, tc := range []struct {
 				name string
 				argv []string
@@ -163,7 +155,7 @@ func TestWatchNetAdminOnly(t *testing.T) {
 	bin := buildForNobody(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 55*time.Second)
 	defer cancel()
-	l := startCapsLab(t, ctx, lab.NFTables)
+	l := startCapsLab(t, lab.NFTables)
 
 	// The horizon is also the warm-up: drops matching no flow are
 	// unknown until ctwatch has watched for that long. 12 s covers the
@@ -340,7 +332,7 @@ func TestWatchWithoutNetAdmin(t *testing.T) {
 	bin := buildForNobody(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	l := startCapsLab(t, ctx, lab.NFTables)
+	l := startCapsLab(t, lab.NFTables)
 
 	argv := asNobody(filepath.Base(l.Resolver().Path), bin,
 		"--nflog-group", fmt.Sprint(capsGroup), "--output", "json", "--web.disable")

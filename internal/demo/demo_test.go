@@ -14,6 +14,7 @@ import (
 	"github.com/ctwatch/ctwatch/internal/demo"
 	"github.com/ctwatch/ctwatch/internal/events"
 	"github.com/ctwatch/ctwatch/internal/lab"
+	"github.com/ctwatch/ctwatch/internal/lab/labtest"
 	"github.com/ctwatch/ctwatch/internal/netns"
 	"github.com/ctwatch/ctwatch/internal/privtest"
 	"github.com/ctwatch/ctwatch/internal/watch"
@@ -88,17 +89,7 @@ func startWatching(t testing.TB, lc lab.Config, source string, noWarmUp bool) *r
 		cfg.KernelLog = watch.KernelLogKmsg
 		cfg.LogPrefix = lc.LogPrefix
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	l, err := lab.Start(ctx, lc)
-	if err != nil {
-		t.Fatalf("lab: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("lab close: %v", err)
-		}
-	})
+	l := labtest.Start(t, lc)
 	if lc.LogPrefix != "" && len(lc.LogPrefix) > 29 {
 		t.Fatalf("log prefix %q too long for the kernel (29 bytes)", lc.LogPrefix)
 	}
@@ -222,11 +213,7 @@ func TestRestartLabelsUnknown(t *testing.T) {
 	privtest.RequireRoot(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	l, err := lab.Start(ctx, lab.Config{NFLOGGroup: 4, Timestamps: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l := labtest.Start(t, lab.Config{NFLOGGroup: 4, Timestamps: true})
 
 	// Late answers due from before ctwatch starts until well after; some
 	// entries expire and are collected before it starts, some while it

@@ -1,7 +1,6 @@
 package doctor_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -14,6 +13,7 @@ import (
 	"github.com/ctwatch/ctwatch/internal/doctor"
 	"github.com/ctwatch/ctwatch/internal/events/nflog"
 	"github.com/ctwatch/ctwatch/internal/lab"
+	"github.com/ctwatch/ctwatch/internal/lab/labtest"
 	"github.com/ctwatch/ctwatch/internal/netns"
 	"github.com/ctwatch/ctwatch/internal/privtest"
 )
@@ -50,22 +50,12 @@ func TestHostGoodNamespace(t *testing.T) {
 	for _, fw := range []lab.Firewall{lab.NFTables, lab.IPTables} {
 		t.Run(string(fw), func(t *testing.T) {
 			t.Parallel()
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-			defer cancel()
-			l, err := lab.Start(ctx, lab.Config{
+			l := labtest.Start(t, lab.Config{
 				Firewall:   fw,
 				NFLOGGroup: 6,
 				LogPrefix:  fmt.Sprintf("ctwdoc%d: ", os.Getpid()),
 				Timestamps: true,
 				Accounting: true,
-			})
-			if err != nil {
-				t.Fatalf("lab: %v", err)
-			}
-			t.Cleanup(func() {
-				if err := l.Close(); err != nil {
-					t.Errorf("lab close: %v", err)
-				}
 			})
 
 			r := runDoctor(t, doctor.Options{

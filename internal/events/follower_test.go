@@ -10,6 +10,7 @@ import (
 
 	"github.com/ctwatch/ctwatch/internal/events"
 	"github.com/ctwatch/ctwatch/internal/lab"
+	"github.com/ctwatch/ctwatch/internal/lab/labtest"
 	"github.com/ctwatch/ctwatch/internal/loadgen"
 	"github.com/ctwatch/ctwatch/internal/netns"
 	"github.com/ctwatch/ctwatch/internal/privtest"
@@ -75,24 +76,6 @@ func startFollowerIn(t *testing.T, path string, buf int) (*events.Follower, *rec
 	return f, rec
 }
 
-func startLab(t *testing.T, cfg lab.Config) *lab.Lab {
-	t.Helper()
-	privtest.RequireRoot(t)
-	privtest.RequireCommand(t, "ip", "nft", "iptables")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	l, err := lab.Start(ctx, cfg)
-	if err != nil {
-		t.Fatalf("lab: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := l.Close(); err != nil {
-			t.Errorf("lab close: %v", err)
-		}
-	})
-	return l
-}
-
 // TestFollowerLifecycle checks NEW, first reply and DESTROY of real lab
 // flows: reply tuples (with and without SNAT, IPv4 and IPv6) and stop
 // timestamps within 20 ms of the moment the entry really expired.
@@ -100,7 +83,7 @@ func TestFollowerLifecycle(t *testing.T) {
 	for _, snat := range []bool{false, true} {
 		t.Run(fmt.Sprintf("snat=%v", snat), func(t *testing.T) {
 			t.Parallel()
-			l := startLab(t, lab.Config{SNAT: snat, Timestamps: true, Accounting: true, UDPTimeout: 2 * time.Second})
+			l := labtest.Start(t, lab.Config{SNAT: snat, Timestamps: true, Accounting: true, UDPTimeout: 2 * time.Second})
 			_, rec := startFollowerIn(t, l.Resolver().Path, 0)
 
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -178,7 +161,7 @@ func TestFollowerLifecycle(t *testing.T) {
 // started are reported as FlowSeen by the start-up dump.
 func TestFollowerDumpsAtStart(t *testing.T) {
 	t.Parallel()
-	l := startLab(t, lab.Config{UDPTimeout: 20 * time.Second})
+	l := labtest.Start(t, lab.Config{UDPTimeout: 20 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var orig []events.Tuple

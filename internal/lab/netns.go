@@ -2,13 +2,11 @@ package lab
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 
-	"golang.org/x/sys/unix"
+	"github.com/ctwatch/ctwatch/internal/netns"
 )
 
 // netnsDir is where iproute2 keeps named network namespaces.
@@ -38,44 +36,14 @@ func (n *Netns) Open() (*os.File, error) {
 }
 
 // Do runs fn on an OS thread switched into the namespace and returns fn's
-// error. Sockets fn creates stay in the namespace after Do returns and may
-// be used from any goroutine; goroutines fn starts do not run in it.
-//
-// The thread is switched back afterwards; if that fails, the thread is
-// left locked so the runtime discards it when the goroutine exits.
+// error; see netns.Handle.Do.
 func (n *Netns) Do(fn func() error) error {
-	target, err := n.Open()
+	h, err := netns.Open(n.Path)
 	if err != nil {
 		return err
 	}
-	defer target.Close()
-
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		origin, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("open current netns: %w", err)
-			return
-		}
-		defer origin.Close()
-
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter netns %s: %w", n.Name, err)
-			return
-		}
-		fnErr := fn()
-		if err := unix.Setns(int(origin.Fd()), unix.CLONE_NEWNET); err != nil {
-			// Stay locked: the thread dies with this goroutine.
-			errc <- errors.Join(fnErr, fmt.Errorf("leave netns %s: %w", n.Name, err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- fnErr
-	}()
-	return <-errc
+	defer h.Close()
+	return h.Do(fn)
 }
 
 // run executes a command inside the namespace; see run.

@@ -70,32 +70,43 @@ func (h *Handle) Close() error {
 	return h.f.Close()
 }
 
-// Do runs fn on a locked OS thread switched into the namespace, then
-// switches the thread back. If switching back fails the thread is left
-// locked, so the runtime discards it instead of reusing a thread in the
-// wrong namespace.
+// Do runs fn on an OS thread switched into the namespace and returns fn's
+// error. Sockets fn creates stay in the namespace after Do returns and may
+// be used from any goroutine; goroutines fn starts do not run in it.
+//
+// fn runs on a goroutine of its own, locked to its thread, which is
+// switched back afterwards. If that fails the goroutine ends still locked,
+// so the runtime discards the thread rather than reuse it in the wrong
+// namespace; the caller's own thread is never switched.
 func (h *Handle) Do(fn func() error) error {
 	if h == nil || h.f == nil {
 		return fn()
 	}
 
-	runtime.LockOSThread()
-	orig, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
-	if err != nil {
-		runtime.UnlockOSThread()
-		return fmt.Errorf("open current netns: %w", err)
-	}
-	defer orig.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		orig, err := os.Open("/proc/thread-self/ns/net")
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("open current netns: %w", err)
+			return
+		}
+		defer orig.Close()
 
-	if err := unix.Setns(int(h.f.Fd()), unix.CLONE_NEWNET); err != nil {
+		if err := unix.Setns(int(h.f.Fd()), unix.CLONE_NEWNET); err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("enter netns %s: %w", h.f.Name(), err)
+			return
+		}
+		fnErr := fn()
+		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
+			// Stay locked: the thread dies with this goroutine.
+			errc <- errors.Join(fnErr, fmt.Errorf("leave netns %s: %w", h.f.Name(), err))
+			return
+		}
 		runtime.UnlockOSThread()
-		return fmt.Errorf("enter netns: %w", err)
-	}
-	fnErr := fn()
-	if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-		// Keep the thread locked: it dies with this goroutine.
-		return errors.Join(fnErr, fmt.Errorf("leave netns: %w", err))
-	}
-	runtime.UnlockOSThread()
-	return fnErr
+		errc <- fnErr
+	}()
+	return <-errc
 }

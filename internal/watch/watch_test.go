@@ -8,6 +8,7 @@ import (
 	"github.com/ctwatch/ctwatch/internal/correlate"
 	"github.com/ctwatch/ctwatch/internal/events"
 	"github.com/ctwatch/ctwatch/internal/lab"
+	"github.com/ctwatch/ctwatch/internal/lab/labtest"
 	"github.com/ctwatch/ctwatch/internal/netns"
 	"github.com/ctwatch/ctwatch/internal/privtest"
 	"github.com/ctwatch/ctwatch/internal/watch"
@@ -20,11 +21,7 @@ func TestIfaceFilter(t *testing.T) {
 	privtest.RequireCommand(t, "ip", "nft")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	l, err := lab.Start(ctx, lab.Config{NFLOGGroup: 9, UDPTimeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l := labtest.Start(t, lab.Config{NFLOGGroup: 9, UDPTimeout: time.Second})
 	ns, err := netns.Open(l.Resolver().Path)
 	if err != nil {
 		t.Fatal(err)

@@ -9,14 +9,12 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/ctwatch/ctwatch/internal/events"
+	"github.com/ctwatch/ctwatch/internal/netns"
 	"github.com/ctwatch/ctwatch/internal/privtest"
 )
 
@@ -146,42 +144,15 @@ func (l *testLab) sender(t testing.TB, src netip.AddrPort) *net.UDPConn {
 	return conn
 }
 
-// inNetns runs fn on a thread switched into the namespace at path. Sockets
-// fn creates stay in that namespace. If the thread cannot be switched back
-// it stays locked and the runtime discards it when the goroutine ends.
+// inNetns runs fn on a thread switched into the namespace at path.
+// Sockets fn creates stay in that namespace.
 func inNetns(path string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := os.Open("/proc/thread-self/ns/net")
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer orig.Close()
-		target, err := os.Open(path)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- err
-			return
-		}
-		defer target.Close()
-
-		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("setns %s: %w", path, err)
-			return
-		}
-		ferr := fn()
-		if err := unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("restore netns: %w", err)
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
+	h, err := netns.Open(path)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return h.Do(fn)
 }
 
 // newReader opens a Reader on the lab's group in the watched namespace and
