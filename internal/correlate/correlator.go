@@ -344,6 +344,17 @@ func (c *Correlator) destroyed(k flowKey, ev *events.FlowEvent, now int64) {
 
 	r := c.idx.rec(i)
 	r.flags = r.flags&^(flagLive|flagSeenOnly|flagLossUncertain) | flagExpired
+	r.applyDestroy(ev, now)
+	c.nlive--
+	c.nexp++
+	c.expQ.push(i)
+}
+
+// applyDestroy records what a DESTROY tells of a flow: the kernel's start
+// timestamp, whether it was answered, and its expiry. Without a stop
+// timestamp all that is known is that the flow had expired by now, the
+// arrival of the event, or by the estimate r.exp if that is earlier.
+func (r *flowRec) applyDestroy(ev *events.FlowEvent, now int64) {
 	if !ev.Start.IsZero() {
 		r.start = ev.Start.UnixNano()
 		r.flags = r.flags&^flagStartCoarse | flagStartKernel
@@ -357,9 +368,6 @@ func (c *Correlator) destroyed(k flowKey, ev *events.FlowEvent, now int64) {
 		r.exp = min(r.exp, now)
 		r.flags |= flagEstimated
 	}
-	c.nlive--
-	c.nexp++
-	c.expQ.push(i)
 }
 
 // destroyedUnknown remembers a DESTROY for a flow never seen live, unless
@@ -372,20 +380,7 @@ func (c *Correlator) destroyedUnknown(k flowKey, ev *events.FlowEvent, now int64
 		start: now,
 		exp:   now,
 	}
-	if !ev.Start.IsZero() {
-		r.start = ev.Start.UnixNano()
-		r.flags = r.flags&^flagStartCoarse | flagStartKernel
-	}
-	if ev.Replied {
-		r.flags |= flagAnswered
-	}
-	if !ev.Stop.IsZero() {
-		r.exp = ev.Stop.UnixNano()
-	} else {
-		// Without a stop timestamp all we know is that it had expired by
-		// the time the DESTROY was read.
-		r.flags |= flagEstimated
-	}
+	r.applyDestroy(ev, now)
 
 	for j := c.idx.head(c.idx.hash(k)); j != nilIdx; {
 		o := c.idx.rec(j)
