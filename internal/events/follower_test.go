@@ -233,15 +233,7 @@ func TestFollowerOverflow(t *testing.T) {
 	if !st.KernelDropsKnown || st.KernelDrops == 0 {
 		t.Errorf("kernel drop counter: known %v, %d", st.KernelDropsKnown, st.KernelDrops)
 	}
-	var open, closed int
-	for _, l := range losses {
-		switch {
-		case l.End.IsZero():
-			open++
-		case l.Resynced && !l.End.Before(l.Start):
-			closed++
-		}
-	}
+	open, closed := lossWindows(t, losses)
 	if open == 0 || closed == 0 || uint64(open) != st.Overflows {
 		t.Errorf("loss events: %d open, %d closed for %d overflows", open, closed, st.Overflows)
 	}
@@ -256,4 +248,21 @@ func TestFollowerOverflow(t *testing.T) {
 	if got := f.Stats().New - before; got != res.UDP {
 		t.Errorf("after the overflow the follower saw %d NEW events for %d new flows", got, res.UDP)
 	}
+}
+
+// lossWindows counts the loss events that open a window and those that
+// close one after a successful re-dump; any other is an error.
+func lossWindows(t *testing.T, losses []events.LossEvent) (open, closed int) {
+	t.Helper()
+	for _, l := range losses {
+		switch {
+		case l.End.IsZero():
+			open++
+		case l.Resynced && !l.End.Before(l.Start):
+			closed++
+		default:
+			t.Errorf("loss event %+v: neither open nor resynced", l)
+		}
+	}
+	return open, closed
 }

@@ -226,17 +226,7 @@ func TestSoakSmallBuffer(t *testing.T) {
 		t.Errorf("kernel counted %d dropped events (known %v), %d are missing",
 			st.KernelDrops, st.KernelDropsKnown, missing)
 	}
-	var open, closed int
-	for _, l := range losses {
-		switch {
-		case l.End.IsZero():
-			open++
-		case l.Resynced && !l.End.Before(l.Start):
-			closed++
-		default:
-			t.Errorf("loss event %+v: neither open nor resynced", l)
-		}
-	}
+	open, closed := lossWindows(t, losses)
 	if uint64(open) != st.Overflows || uint64(closed) != st.Overflows || st.ResyncFailures != 0 {
 		t.Errorf("%d overflows reported as %d open and %d closed windows (%d resync failures)",
 			st.Overflows, open, closed, st.ResyncFailures)
