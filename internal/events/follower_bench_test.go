@@ -81,9 +81,8 @@ func followerChild(path string) int {
 }
 
 type proc struct {
-	cmd    *exec.Cmd
-	out    *bufio.Reader
-	stderr *bufio.Reader
+	cmd *exec.Cmd
+	out *bufio.Reader
 }
 
 func startFollower(tb testing.TB, ns string, env ...string) *proc {

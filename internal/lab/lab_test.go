@@ -519,6 +519,14 @@ func TestAnswers(t *testing.T) {
 			}
 
 			truth := l.Truth()
+			if len(truth.Spoofs) != len(spoofs) {
+				t.Fatalf("truth holds %d spoofed packets, %d were sent", len(truth.Spoofs), len(spoofs))
+			}
+			for i, sp := range spoofs {
+				if got := truth.Spoofs[i]; got.Tuple != sp.Tuple || got.Expect != Unsolicited {
+					t.Errorf("spoof %d: truth %s %v, sent %s", i, got.Tuple, got.Expect, sp.Tuple)
+				}
+			}
 			ambiguous := false
 			var late, tracked int
 			for _, q := range queries {

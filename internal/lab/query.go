@@ -89,11 +89,8 @@ type QueryHandle struct {
 	q   *query
 }
 
-// Done is closed when the resolver has stopped reading: all planned
-// answers were due listenGrace ago, or the lab closed.
-func (h *QueryHandle) Done() <-chan struct{} { return h.q.done }
-
-// Wait blocks until Done is closed or ctx ends.
+// Wait blocks until the resolver has stopped reading (all planned
+// answers were due listenGrace ago, or the lab closed) or ctx ends.
 func (h *QueryHandle) Wait(ctx context.Context) error {
 	select {
 	case <-h.q.done:

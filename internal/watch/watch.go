@@ -191,9 +191,6 @@ func (p *Pipeline) AddObserver(o Observer) { p.observers = append(p.observers, o
 // Ready is closed once the conntrack table has been dumped at start.
 func (p *Pipeline) Ready() <-chan struct{} { return p.follower.Ready() }
 
-// Settings returns the conntrack sysctls read at start.
-func (p *Pipeline) Settings() events.KernelSettings { return p.settings }
-
 // Started returns when the pipeline (and its warm-up) started.
 func (p *Pipeline) Started() time.Time { return p.started }
 

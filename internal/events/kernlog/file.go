@@ -87,9 +87,6 @@ func openFollowed(path string) (*followed, error) {
 	return &followed{f: f, info: info}, nil
 }
 
-// Stats returns the follower's counters.
-func (ff *FileFollower) Stats() *Stats { return ff.stats }
-
 // Close closes the files. Call it after Run has returned.
 func (ff *FileFollower) Close() error {
 	var errs []error

@@ -104,7 +104,7 @@ func (p *Parser) parse(line []byte, rec *Record, intern bool) (Result, error) {
 	// and most lines of a busy log are decided here. The exception is a
 	// journal JSON entry whose MESSAGE is not UTF-8 and so is written as
 	// an array of byte values.
-	if bytes.Index(line, inKey) < 0 {
+	if !bytes.Contains(line, inKey) {
 		if line[0] != '{' || !bytes.Contains(line, jsonByteMessage) {
 			return NotFirewall, nil
 		}

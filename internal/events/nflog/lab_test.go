@@ -225,13 +225,3 @@ func (run *running) next(t testing.TB) events.Drop {
 	}
 	return events.Drop{}
 }
-
-// none asserts that no drop arrives within wait.
-func (run *running) none(t testing.TB, wait time.Duration) {
-	t.Helper()
-	select {
-	case d := <-run.drops:
-		t.Fatalf("unexpected drop %+v", d)
-	case <-time.After(wait):
-	}
-}
